@@ -1,0 +1,54 @@
+"""The train/validation split of the training set, redrawn every teacher epoch.
+
+Paper Sec. 4 / Table 4: the training set is divided into the student's
+training part and the teacher's validation part by the validation ratio, and
+re-divided at every teacher epoch. Each example i goes to the validation part
+iff u_i < ratio with u = stateless_uniform([n], seed=(seed, epoch)), so the
+split is a pure function of (seed, epoch): a resumed run sees the same data.
+"""
+import tensorflow as tf
+
+
+def validation_mask(size, validation_ratio, seed, epoch):
+  """[size] bool tensor, True for the teacher's validation examples."""
+  u = tf.random.stateless_uniform([size], seed=[seed, epoch], dtype=tf.float64)
+  return u < validation_ratio
+
+
+def split(dataset, size, validation_ratio, seed, epoch):
+  """(train_part, validation_part, train_size, validation_size)."""
+  mask = validation_mask(size, validation_ratio, seed, epoch)
+  n_val = int(tf.reduce_sum(tf.cast(mask, tf.int64)))
+
+  def part(is_val):
+    return dataset.enumerate().filter(
+        lambda i, ex: tf.equal(tf.gather(mask, i), is_val)).map(
+            lambda i, ex: ex)
+
+  return part(False), part(True), size - n_val, n_val
+
+
+def round_batches(train_part, validation_part, unroll_length, batch_size,
+                  validation_batch_size, seed, epoch, shuffle_buffer,
+                  preprocess=None):
+  """Dataset of teaching rounds: ((xs, ys) [2, N, B, ...], (xv, yv) [Bv, ...]).
+
+  One element per round: 2N training batches (stage I and stage III) and one
+  validation batch (e_1 and e_2, as in the authors' release). The training
+  part is reshuffled and repeated as often as needed; the number of rounds in
+  an epoch is the number of full validation batches. Deterministic in
+  (seed, epoch); augmentation gets a stateless per-example seed.
+  """
+  shuffle_seed = seed * 1000 + epoch
+  train = train_part.shuffle(shuffle_buffer, seed=shuffle_seed).repeat()
+  if preprocess is not None:
+    train = train.enumerate().map(
+        lambda i, ex: preprocess(ex[0], ex[1], tf.stack(
+            [tf.cast(shuffle_seed, tf.int64), i])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  train = (train.batch(batch_size, drop_remainder=True)
+           .batch(unroll_length, drop_remainder=True)
+           .batch(2, drop_remainder=True))
+  val = validation_part.shuffle(shuffle_buffer, seed=shuffle_seed + 1).batch(
+      validation_batch_size, drop_remainder=True)
+  return tf.data.Dataset.zip((train, val)).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,139 @@
+"""How the DLN is updated from its hypergradient (paper Eq. 3 and Table 6).
+
+A `DLNUpdater` turns the hypergradient de_1/dphi of stage II into an update of
+the DLN variables. The paper's updater is the LSTM teacher, which then learns
+in stage III from de_2/dphi_1 (Eq. 8); the Table 6 ablation replaces it with a
+plain optimiser (Adam, SGD, RMSProp) applied to phi directly.
+
+All methods run in cross-replica context (inside a `tf.function`, outside
+`strategy.run`) on hypergradients that are already reduced over replicas, so
+every copy of a mirrored variable receives the same update.
+"""
+import math
+
+import gin
+import keras
+import tensorflow as tf
+
+from l2t_tf import errors
+
+from l2t_tf import teacher as teacher_lib
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+
+
+def make_optimizer(name, learning_rate):
+  """A Keras optimizer by name: 'adam', 'sgd' or 'rmsprop'."""
+  if name not in OPTIMIZERS:
+    raise errors.UserError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got "
+                     f"{name!r}.")
+  return OPTIMIZERS[name](learning_rate=learning_rate)
+
+
+def flatten(tensors):
+  """[t_1, ..., t_k] -> one [P] vector."""
+  return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
+
+
+def unflatten(vector, like):
+  """Inverse of `flatten` for tensors shaped like `like`."""
+  sizes = [math.prod(v.shape) for v in like]
+  return [tf.reshape(part, tuple(v.shape))
+          for part, v in zip(tf.split(vector, sizes), like)]
+
+
+class DLNUpdater(tf.Module):
+  """Interface: updates the DLN from its hypergradient.
+
+  `learns_in_stage3` tells the teaching round whether stage III must compute
+  the hypergradient de_2/dphi_1 for `learn`; if False, stage III is N plain
+  student steps.
+  """
+  learns_in_stage3 = False
+
+  def build(self, dln_variables):
+    """Creates state (slots, LSTM state); call inside the strategy scope."""
+    raise NotImplementedError
+
+  def apply(self, dln_variables, hypergradients):
+    """phi <- update(phi, de_1/dphi). Returns (context, metrics dict)."""
+    raise NotImplementedError
+
+  def learn(self, context, hypergradients):
+    """Learns from de_2/dphi_1 (stage III). Returns a metrics dict."""
+    del context, hypergradients
+    return {}
+
+
+@gin.configurable
+class OptimizerUpdater(DLNUpdater):
+  """phi <- optimiser step on de_1/dphi (Table 6: Adam, SGD, RMSProp)."""
+
+  def __init__(self, optimizer="adam", learning_rate=1e-3):
+    super().__init__(name=f"{optimizer}_updater")
+    self.optimizer = make_optimizer(optimizer, learning_rate)
+
+  def build(self, dln_variables):
+    self.optimizer.build(dln_variables)
+
+  def apply(self, dln_variables, hypergradients):
+    self.optimizer.apply(hypergradients, dln_variables)
+    return (), {"dln_step_norm": tf.constant(0.0)}
+
+
+@gin.configurable
+class TeacherUpdater(DLNUpdater):
+  """The paper's updater: phi_1 = phi_0 + T_varphi(de_1/dphi) (Eq. 3).
+
+  Stage III: varphi <- Adam(de_2/dvarphi) with
+  de_2/dvarphi = (de_2/dphi_1)^T dT_varphi(g)/dvarphi (Eq. 8), one
+  vector-Jacobian product through the teacher, the hypergradient g entering as
+  data. The LSTM state is kept in variables (carried across rounds, gradient
+  stopped) so that it is checkpointed with the rest.
+  """
+  learns_in_stage3 = True
+
+  def __init__(self, optimizer="adam", learning_rate=1e-3,
+               hidden_units=(64, 64, 64), preprocess_factor=10.0,
+               output_scale=1e-3, dtype="float32"):
+    super().__init__(name="teacher_updater")
+    self.teacher = teacher_lib.LSTMTeacher(
+        hidden_units=hidden_units, preprocess_factor=preprocess_factor,
+        output_scale=output_scale, dtype=dtype)
+    self.optimizer = make_optimizer(optimizer, learning_rate)
+    self.state = None
+
+  def build(self, dln_variables):
+    num = sum(math.prod(v.shape) for v in dln_variables)
+    self.state = [[tf.Variable(t, trainable=False, name=f"lstm_state_{i}")
+                   for t in pair]
+                  for i, pair in enumerate(self.teacher.initial_state(num))]
+    self.optimizer.build(self.teacher.trainable_variables)
+
+  def _read_state(self):
+    return [[tf.convert_to_tensor(v) for v in pair] for pair in self.state]
+
+  def apply(self, dln_variables, hypergradients):
+    gradient = tf.stop_gradient(flatten(hypergradients))
+    old_state = self._read_state()
+    step, new_state = self.teacher(gradient, old_state)
+    for pair_vars, pair in zip(self.state, new_state):
+      for var, value in zip(pair_vars, pair):
+        var.assign(tf.stop_gradient(value))
+    for var, delta in zip(dln_variables, unflatten(step, dln_variables)):
+      var.assign_add(tf.cast(delta, var.dtype))
+    return (gradient, old_state), {"teacher_output_norm": tf.norm(step)}
+
+  def learn(self, context, hypergradients):
+    gradient, old_state = context
+    variables = self.teacher.trainable_variables
+    with tf.GradientTape() as tape:
+      step, _ = self.teacher(gradient, old_state)
+    cotangent = tf.cast(flatten(hypergradients), step.dtype)
+    grads = tape.gradient(step, variables, output_gradients=cotangent)
+    self.optimizer.apply(grads, variables)
+    return {"teacher_gradient_norm": tf.linalg.global_norm(grads)}

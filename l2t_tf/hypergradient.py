@@ -1,0 +1,264 @@
+"""Exact hypergradients through N unrolled student SGD steps (paper Eq. 4-6).
+
+The student takes N SGD steps on the DLN loss,
+    theta_{t+1} = theta_t - eta * dL_phi(S_{theta_t}(x_t), y_t)/dtheta_t,
+then the validation error e = e_val(theta_N) is measured. This module returns
+de/dphi, the gradient of e with respect to the DLN variables phi, exactly.
+Two ways, equal to round-off:
+
+* `"unrolled"`: nested `tf.GradientTape`s record all N steps (inner tapes give
+  the student gradients, the outer tape differentiates through them); one
+  backward pass then yields de/dphi. Fastest; memory grows with N.
+* `"reverse"`: Eq. 4-6 written out. A forward pass stores theta_t (and the
+  BatchNorm statistics); the backward pass walks t = N-1 ... 0, recomputing
+  one step at a time, with the adjoint a_{t+1} = de/dtheta_{t+1}:
+      de/dphi  += -eta * (d^2 L / dphi dtheta_t)^T a_{t+1}        (Eq. 5)
+      a_t       = a_{t+1} - eta * (d^2 L / dtheta_t^2) a_{t+1}   (Eq. 6)
+  both as one Hessian-vector product. Memory holds N copies of theta but no
+  graph of N steps: an N = 75 unroll fits on a laptop.
+
+BatchNorm runs in training mode during the steps and its moving statistics
+are carried through them as constants (not differentiated, as in Eq. 4-6 and
+the authors' release); the validation error uses inference mode.
+
+Under a `tf.distribute` strategy, call `unroll` inside `strategy.run`: the
+student gradients of every step are averaged over replicas (all-reduce MEAN,
+differentiable), so all replicas take the same steps as one device on the
+whole batch, and the MEAN of the per-replica hypergradients is the full-batch
+hypergradient.
+"""
+import collections
+import weakref
+
+import tensorflow as tf
+
+from l2t_tf import errors
+
+MODES = ("unrolled", "reverse")
+
+Unroll = collections.namedtuple(
+    "Unroll", ["gradients", "validation_error", "trainable", "non_trainable",
+               "train_loss"])
+
+
+def sparse_cross_entropy(y_true, logits):
+  """Mean softmax cross-entropy; y_true int [...], logits [..., C] -> scalar."""
+  labels = tf.reshape(tf.cast(y_true, tf.int32), tf.shape(logits)[:-1])
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=labels, logits=logits))
+
+
+def replica_mean(values):
+  """All-reduce MEAN over replicas (identity on one replica)."""
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None or ctx.num_replicas_in_sync == 1:
+    return values
+  return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, values)
+
+
+def stateless_apply(student):
+  """(trainable, non_trainable, x, training) -> (outputs, non_trainable)."""
+  def apply(trainable, non_trainable, x, training):
+    return student.stateless_call(trainable, non_trainable, x,
+                                  training=training)
+  return apply
+
+
+def _step_batch(batches, t):
+  return tf.nest.map_structure(lambda a: a[t], batches)
+
+
+def student_gradient(apply_fn, trainable, non_trainable, loss_fn, batch):
+  """dL/dtheta on one batch, averaged over replicas.
+
+  Returns (gradients, loss, new non-trainable state with gradient stopped).
+  """
+  x, y = batch
+  with tf.GradientTape() as tape:
+    tape.watch(trainable)
+    outputs, new_state = apply_fn(trainable, non_trainable, x, True)
+    loss = loss_fn(y, outputs)
+  grads = tape.gradient(loss, trainable,
+                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+  new_state = [tf.stop_gradient(s) for s in new_state]
+  return replica_mean(grads), loss, new_state
+
+
+def _sgd(trainable, grads, learning_rate):
+  return [w - tf.cast(learning_rate, w.dtype) * g
+          for w, g in zip(trainable, grads)]
+
+
+def _validation_error(apply_fn, trainable, non_trainable, loss_fn, batch):
+  x, y = batch
+  outputs, _ = apply_fn(trainable, non_trainable, x, False)
+  return loss_fn(y, outputs)
+
+
+def sgd_steps(apply_fn, trainable, non_trainable, loss_fn, batches,
+              learning_rate):
+  """N plain SGD steps (no hypergradient). Returns (theta_N, state_N, mean loss)."""
+  n = tf.shape(tf.nest.flatten(batches)[0])[0]
+
+  def body(t, theta, state, loss_sum):
+    grads, loss, state = student_gradient(apply_fn, theta, state, loss_fn,
+                                          _step_batch(batches, t))
+    return (t + 1, _sgd(theta, grads, learning_rate), state,
+            loss_sum + tf.cast(loss, loss_sum.dtype))
+
+  loss_dtype = trainable[0].dtype
+  _, theta, state, loss_sum = tf.while_loop(
+      lambda t, *_: t < n, body,
+      (0, list(trainable), list(non_trainable), tf.zeros([], loss_dtype)))
+  return theta, state, loss_sum / tf.cast(n, loss_dtype)
+
+
+def _unrolled(apply_fn, trainable, non_trainable, train_loss, validation_loss,
+              batches, validation_batch, learning_rate, wrt):
+  n = tf.nest.flatten(batches)[0].shape[0]
+  if n is None:
+    raise ValueError("mode='unrolled' needs a static unroll length N.")
+  theta, state, losses = list(trainable), list(non_trainable), []
+  with tf.GradientTape() as outer:
+    for t in range(n):
+      grads, loss, state = student_gradient(
+          apply_fn, theta, state, train_loss, _step_batch(batches, t))
+      theta = _sgd(theta, grads, learning_rate)
+      losses.append(loss)
+    error = _validation_error(apply_fn, theta, state, validation_loss,
+                              validation_batch)
+  gradients = outer.gradient(error, wrt,
+                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+  return Unroll(gradients, error, theta, state, tf.add_n(losses) / n)
+
+
+def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
+             batches, validation_batch, learning_rate, wrt):
+  n = tf.shape(tf.nest.flatten(batches)[0])[0]
+  zero = tf.UnconnectedGradients.ZERO
+
+  def arrays(tensors):
+    return [tf.TensorArray(t.dtype, size=n, element_shape=t.shape)
+            for t in tensors]
+
+  # Forward: store theta_t and the BatchNorm statistics of every step.
+  def forward(t, theta, state, theta_ta, state_ta, loss_sum):
+    theta_ta = [ta.write(t, w) for ta, w in zip(theta_ta, theta)]
+    state_ta = [ta.write(t, s) for ta, s in zip(state_ta, state)]
+    grads, loss, state = student_gradient(apply_fn, theta, state, train_loss,
+                                          _step_batch(batches, t))
+    return (t + 1, _sgd(theta, grads, learning_rate), state, theta_ta,
+            state_ta, loss_sum + tf.cast(loss, loss_sum.dtype))
+
+  loss_dtype = trainable[0].dtype
+  _, theta, state, theta_ta, state_ta, loss_sum = tf.while_loop(
+      lambda t, *_: t < n, forward,
+      (0, list(trainable), list(non_trainable), arrays(trainable),
+       arrays(non_trainable), tf.zeros([], loss_dtype)))
+
+  with tf.GradientTape() as tape:
+    tape.watch(theta)
+    error = _validation_error(apply_fn, theta, state, validation_loss,
+                              validation_batch)
+  adjoint = tape.gradient(error, theta, unconnected_gradients=zero)
+
+  # Backward: Eq. 5-6, one Hessian-vector product per step.
+  def backward(t, adjoint, dphi):
+    theta_t = [ta.read(t) for ta in theta_ta]
+    state_t = [ta.read(t) for ta in state_ta]
+    with tf.GradientTape() as outer:
+      outer.watch(theta_t)
+      grads, _, _ = student_gradient(apply_fn, theta_t, state_t, train_loss,
+                                     _step_batch(batches, t))
+    h_theta, h_phi = outer.gradient(grads, (theta_t, wrt),
+                                    output_gradients=adjoint,
+                                    unconnected_gradients=zero)
+    return (t - 1, _sgd(adjoint, h_theta, learning_rate),
+            [d - tf.cast(learning_rate, d.dtype) * h
+             for d, h in zip(dphi, h_phi)])
+
+  _, _, gradients = tf.while_loop(
+      lambda t, *_: t >= 0, backward,
+      (n - 1, adjoint, [tf.zeros(v.shape, v.dtype) for v in wrt]))
+  return Unroll(gradients, error, theta, state,
+                loss_sum / tf.cast(n, loss_dtype))
+
+
+def unroll(apply_fn, trainable, non_trainable, train_loss, validation_loss,
+           batches, validation_batch, learning_rate, wrt, mode="unrolled"):
+  """The engine: N SGD steps, then e_val and de_val/d(wrt).
+
+  Args:
+    apply_fn: (trainable, non_trainable, x, training) -> (outputs, state),
+      e.g. `stateless_apply(student)`.
+    trainable: list of student weight tensors theta_0.
+    non_trainable: list of student state tensors (BatchNorm statistics).
+    train_loss: (y, outputs) -> scalar, the DLN loss L_phi.
+    validation_loss: (y, outputs) -> scalar, e_val.
+    batches: (xs, ys), nests whose leaves have a leading axis of length N.
+    validation_batch: (x, y).
+    learning_rate: student SGD learning rate eta (scalar).
+    wrt: the variables to differentiate e_val with respect to (the DLN's).
+    mode: "unrolled" or "reverse".
+  Returns:
+    `Unroll(gradients, validation_error, trainable, non_trainable,
+    train_loss)`: de/d(wrt) in the order of `wrt`, e_val(theta_N), theta_N,
+    the state after N steps and the mean training loss of the N steps.
+  """
+  if mode not in MODES:
+    raise errors.UserError(f"mode must be one of {MODES}, got {mode!r}.")
+  engine = _unrolled if mode == "unrolled" else _reverse
+  return engine(apply_fn, list(trainable), list(non_trainable), train_loss,
+                validation_loss, batches, validation_batch, learning_rate,
+                list(wrt))
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(student, dln, validation_loss, mode):
+  """One `tf.function` per (student, dln, loss, mode): traced once per shape."""
+  per_student = _COMPILED.setdefault(student, {})
+  key = (id(dln), id(validation_loss), mode)
+  if key not in per_student:
+    @tf.function
+    def fn(batches, validation_batch, learning_rate):
+      result = unroll(
+          stateless_apply(student),
+          [v.value for v in student.trainable_variables],
+          [v.value for v in student.non_trainable_variables],
+          dln, validation_loss, batches, validation_batch, learning_rate,
+          dln.trainable_variables, mode)
+      return result.gradients, result.validation_error
+    per_student[key] = (dln, fn)
+  return per_student[key][1]
+
+
+def unrolled_hypergradient(student, dln, train_batches, validation_batch,
+                           learning_rate, validation_loss=None,
+                           mode="unrolled"):
+  """de_val/dphi after N SGD steps of `student` on the loss `dln`.
+
+  Args:
+    student: a built Keras model; its weights are not changed.
+    dln: a Keras layer called as `dln(y_true, y_pred)` returning a scalar.
+    train_batches: a sequence of N `(x, y)` pairs, one per SGD step.
+    validation_batch: one `(x, y)` pair.
+    learning_rate: the student's SGD learning rate.
+    validation_loss: `(y_true, y_pred) -> scalar`; default sparse
+      categorical cross-entropy on logits.
+    mode: "unrolled" (nested tapes, fastest) or "reverse" (Eq. 4-6 with
+      recomputation, memory flat in N).
+  Returns:
+    (gradients, validation_error): a list of tensors shaped like
+    `dln.trainable_variables`, in that order, and e_val(theta_N).
+  """
+  if not train_batches:
+    raise errors.UserError("train_batches must hold N >= 1 (x, y) pairs.")
+  xs = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[0] for b in train_batches])
+  ys = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[1] for b in train_batches])
+  fn = _compiled(student, dln, validation_loss or sparse_cross_entropy, mode)
+  dtype = student.trainable_variables[0].dtype
+  gradients, error = fn((xs, ys), tuple(validation_batch),
+                        tf.constant(learning_rate, dtype))
+  return list(gradients), error

@@ -1,0 +1,1 @@
+"""Student networks (the task models S_theta)."""

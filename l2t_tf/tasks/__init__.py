@@ -1,0 +1,1 @@
+"""Tasks: classification, segmentation, detection behind one interface."""

@@ -1,0 +1,77 @@
+"""The Task interface: what Algorithm 1 needs from a task.
+
+Model Garden style: a Task builds the student, the DLN, the data and the
+metrics and defines the losses; the one teaching loop (`trainer.py`) does the
+rest. Classification, segmentation (main + 0.4 aux head, per pixel, ignore
+label) and detection (a vector of loss terms) each subclass `Task`.
+"""
+import abc
+
+import tensorflow as tf
+
+from l2t_tf import hypergradient
+
+
+class Task(abc.ABC):
+  """Base class of a task; override the abstract methods.
+
+  Data contract: `training_set()` and `test_set()` return *unbatched*
+  `tf.data.Dataset`s of `(x, y)` pairs (nests allowed) with a known size; the
+  trainer splits the training set into the student's training part and the
+  teacher's validation part at every teacher epoch, batches and shuffles.
+  """
+  name = "task"
+  #: Name of the metric `evaluate` returns first; reported as the result.
+  primary_metric = "test_accuracy"
+  #: Shuffle buffer used on the training/validation parts (examples).
+  shuffle_buffer = 10_000
+
+  @abc.abstractmethod
+  def build_student(self):
+    """A built Keras model mapping a batch of x to the outputs of `losses`."""
+
+  @abc.abstractmethod
+  def build_dln(self):
+    """The DLN layer, `dln(y_true, y_pred) -> scalar`."""
+
+  @abc.abstractmethod
+  def training_set(self):
+    """(dataset, size): unbatched (x, y) examples the split is drawn from."""
+
+  @abc.abstractmethod
+  def test_set(self):
+    """Unbatched (x, y) examples for the final evaluation."""
+
+  def student_loss(self, dln, y, outputs):
+    """L_phi(S_theta(x), y): the DLN applied to the student outputs."""
+    return dln(y, outputs)
+
+  def validation_error(self, y, outputs):
+    """e_val: cross-entropy on logits by default."""
+    return hypergradient.sparse_cross_entropy(y, outputs)
+
+  def baseline_loss(self, y, outputs):
+    """The hand-designed loss of the CE baseline student."""
+    return hypergradient.sparse_cross_entropy(y, outputs)
+
+  def preprocess_train(self, x, y, seed):
+    """Training-time augmentation with a stateless `seed` ([2] int); default none."""
+    del seed
+    return x, y
+
+  def dummy_batch(self, student, batch_size=2):
+    """A (y, outputs) pair used to check the DLN returns a scalar."""
+    spec = self.training_set()[0].element_spec
+    x = tf.nest.map_structure(
+        lambda s: tf.zeros([batch_size] + list(s.shape), s.dtype), spec[0])
+    y = tf.nest.map_structure(
+        lambda s: tf.zeros([batch_size] + list(s.shape), s.dtype), spec[1])
+    return y, student(x, training=False)
+
+  def check_labels(self, student, y):
+    """Raises ValueError if labels y cannot be predicted by the student."""
+    del student, y
+
+  @abc.abstractmethod
+  def evaluate(self, student, dataset):
+    """Metrics dict (primary metric first) of `student` on batched `dataset`."""

@@ -1,0 +1,175 @@
+"""One teaching round: paper Algorithm 1, stages I-III, under a strategy.
+
+Stage I+II  theta_0 -> theta_N by N SGD steps on L_phi0 while computing
+            e_1 = e_val(theta_N) and de_1/dphi0 (one `hypergradient.unroll`);
+            the updater (LSTM teacher) sets phi_1 = phi_0 + T(de_1/dphi0).
+Stage III   theta_N -> theta_2N by N SGD steps on L_phi1 while computing
+            e_2 and de_2/dphi_1; the teacher learns by one vector-Jacobian
+            product through T (Eq. 8) and an Adam step.
+
+Each stage is one `tf.function` (traced once per input shape) that runs the
+student's unroll in `strategy.run` on its shard of the batch and then reduces
+(MEAN) and applies the results in cross-replica context, so every replica's
+student, DLN and teacher stay identical. Between stages, Python checks that
+the hypergradient is finite; a NaN/Inf skips that update (and is counted).
+
+`stage3="release"` restarts stage III from theta_0 on the stage-I batches, as
+the authors' code does, instead of continuing from theta_N on new batches.
+"""
+import time
+
+import tensorflow as tf
+
+from l2t_tf import errors
+
+from l2t_tf import hypergradient
+
+STAGE3_MODES = ("paper", "release")
+MEAN = tf.distribute.ReduceOp.MEAN
+
+
+def _shard(nest, axis):
+  """This replica's slice of a global batch along `axis`."""
+  ctx = tf.distribute.get_replica_context()
+  replicas = ctx.num_replicas_in_sync
+  if replicas == 1:
+    return nest
+
+  def one(t):
+    shape = t.shape.as_list()
+    if shape[axis] % replicas:
+      raise errors.UserError(f"batch size {shape[axis]} is not divisible by the "
+                       f"{replicas} replicas.")
+    t = tf.reshape(t, shape[:axis] + [replicas, shape[axis] // replicas] +
+                   shape[axis + 1:])
+    return tf.gather(t, ctx.replica_id_in_sync_group, axis=axis)
+
+  return tf.nest.map_structure(one, nest)
+
+
+def _all_finite(tensors):
+  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+class StudentRunner:
+  """Runs a Keras student functionally under a strategy and writes back."""
+
+  def __init__(self, strategy, student, learning_rate):
+    self.strategy, self.student = strategy, student
+    self.learning_rate = learning_rate
+    self.apply = hypergradient.stateless_apply(student)
+
+  def weights(self):
+    return ([v.value for v in self.student.trainable_variables],
+            [v.value for v in self.student.non_trainable_variables])
+
+  def assign(self, trainable, non_trainable):
+    """Writes reduced per-replica weights back (cross-replica context)."""
+    pairs = list(zip(self.student.trainable_variables, trainable)) + list(
+        zip(self.student.non_trainable_variables, non_trainable))
+    for var, value in pairs:
+      var.assign(self.strategy.reduce(MEAN, value, axis=None))
+
+  def plain_steps(self, loss_fn, batches):
+    """N SGD steps on `loss_fn`; returns the mean loss (cross-replica)."""
+    def replica_fn(batches):
+      theta, state = self.weights()
+      return hypergradient.sgd_steps(self.apply, theta, state, loss_fn,
+                                     _shard(batches, 1), self.learning_rate)
+    theta, state, loss = self.strategy.run(replica_fn, (batches,))
+    self.assign(theta, state)
+    return self.strategy.reduce(MEAN, loss, axis=None)
+
+
+class TeachingRound:
+  """Stages I-III of Algorithm 1 for a task, student, DLN and updater."""
+
+  def __init__(self, strategy, task, student, dln, updater, learning_rate,
+               mode="unrolled", stage3="paper", baseline_student=None):
+    if stage3 not in STAGE3_MODES:
+      raise errors.UserError(f"stage3 must be one of {STAGE3_MODES}, got {stage3!r}.")
+    if mode not in hypergradient.MODES:
+      raise errors.UserError(f"hypergradient_mode must be one of "
+                       f"{hypergradient.MODES}, got {mode!r}.")
+    self.strategy, self.task, self.dln, self.updater = (strategy, task, dln,
+                                                        updater)
+    self.mode, self.stage3 = mode, stage3
+    self.student = StudentRunner(strategy, student, learning_rate)
+    self.baseline = (StudentRunner(strategy, baseline_student, learning_rate)
+                     if baseline_student is not None else None)
+    self.trace_count = 0
+    self._stage1 = tf.function(lambda b, v: self._hyper_stage(
+        b, v, write_back=(stage3 == "paper")))
+    self._stage3 = tf.function(lambda b, v: self._hyper_stage(
+        b, v, write_back=True))
+    self._apply = tf.function(self._apply_update)
+    self._learn = tf.function(self.updater.learn)
+    self._plain = tf.function(lambda b: self.student.plain_steps(
+        self._train_loss, b))
+    if self.baseline is not None:
+      self._baseline = tf.function(lambda b: self.baseline.plain_steps(
+          task.baseline_loss, b))
+
+  def _train_loss(self, y, outputs):
+    return self.task.student_loss(self.dln, y, outputs)
+
+  def _hyper_stage(self, batches, validation_batch, write_back):
+    """One unroll with hypergradient; cross-replica. Traced once per shape."""
+    self.trace_count += 1  # Python side effect: counts traces, not calls.
+
+    def replica_fn(batches, validation_batch):
+      theta, state = self.student.weights()
+      result = hypergradient.unroll(
+          self.student.apply, theta, state, self._train_loss,
+          self.task.validation_error, _shard(batches, 1),
+          _shard(validation_batch, 0), self.student.learning_rate,
+          self.dln.trainable_variables, self.mode)
+      return result._asdict()
+
+    result = self.strategy.run(replica_fn, (batches, validation_batch))
+    if write_back:
+      self.student.assign(result["trainable"], result["non_trainable"])
+    reduce = lambda t: self.strategy.reduce(MEAN, t, axis=None)
+    gradients = [reduce(g) for g in result["gradients"]]
+    return {"gradients": gradients,
+            "finite": _all_finite(gradients),
+            "hypergradient_norm": tf.linalg.global_norm(gradients),
+            "validation_error": reduce(result["validation_error"]),
+            "train_loss": reduce(result["train_loss"])}
+
+  def _apply_update(self, gradients):
+    return self.updater.apply(self.dln.trainable_variables, gradients)
+
+  def __call__(self, train_batches, validation_batch):
+    """Runs one round. train_batches: (xs, ys) [2, N, B, ...]. Returns metrics."""
+    start = time.perf_counter()
+    first = tf.nest.map_structure(lambda t: t[0], train_batches)
+    second = (first if self.stage3 == "release" else
+              tf.nest.map_structure(lambda t: t[1], train_batches))
+    metrics, skipped = {}, 0
+    s1 = self._stage1(first, validation_batch)
+    metrics.update(e1=s1["validation_error"], train_loss=s1["train_loss"],
+                   hypergradient_norm=s1["hypergradient_norm"])
+    updated = bool(s1["finite"])
+    if updated:
+      context, update_metrics = self._apply(s1["gradients"])
+      metrics.update(update_metrics)
+    else:
+      skipped += 1
+    if updated and self.updater.learns_in_stage3:
+      s3 = self._stage3(second, validation_batch)
+      metrics["e2"] = s3["validation_error"]
+      if bool(s3["finite"]):
+        metrics.update(self._learn(context, s3["gradients"]))
+      else:
+        skipped += 1
+    else:
+      self._plain(second)
+    if self.baseline is not None:
+      self._baseline(first)
+      if self.stage3 == "paper":
+        self._baseline(second)
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["skipped_updates"] = skipped
+    metrics["round_time_s"] = time.perf_counter() - start
+    return metrics

@@ -1,0 +1,271 @@
+"""The teaching loop: teacher epochs of rounds, checkpoints, summaries.
+
+Paper Algorithm 1 over `teacher_epochs` epochs. At every epoch the training
+set is split again into the student's training part and the teacher's
+validation part (`data.splits`); an epoch has one round per validation batch
+(as the authors' release), each round consuming 2N training batches.
+
+A CE baseline student with the same initial weights is trained on exactly the
+same batches in the same order (one SGD step per step of the taught student)
+so that every run carries its own comparison.
+
+Everything a run has learned lives in one `tf.train.Checkpoint` (students,
+DLN, teacher, its LSTM state, optimiser slots, the position in the data and
+the counters) written every `checkpoint_every_rounds` rounds, at the end of
+every teacher epoch and when the run is interrupted (Ctrl-C, SIGTERM). The
+data position is exact: a resumed run rebuilds the epoch's data from the seed
+and skips the rounds already done, so it ends where an uninterrupted run ends.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+from absl import logging
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from l2t_tf import errors
+import tqdm
+
+from l2t_tf import dln as dln_lib
+from l2t_tf import dln_updaters
+from l2t_tf import teaching_round
+from l2t_tf.data import splits
+
+
+class Interrupted(Exception):
+  """SIGTERM, turned into an exception so the loop can save and exit."""
+
+
+def _raise_interrupted(signum, frame):
+  del frame
+  raise Interrupted(f"signal {signum}")
+
+
+def _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
+              validation_batch_size, num_replicas):
+  if int(unroll_length) < 1:
+    raise errors.UserError(f"unroll_length (N) must be >= 1, got {unroll_length}.")
+  if not 0.0 < float(validation_ratio) < 1.0:
+    raise errors.UserError(f"validation_ratio must be in (0, 1), got "
+                     f"{validation_ratio}.")
+  if int(teacher_epochs) < 1:
+    raise errors.UserError(f"teacher_epochs must be >= 1, got {teacher_epochs}.")
+  for name, size in (("batch_size", batch_size),
+                     ("validation_batch_size", validation_batch_size)):
+    if size < 1 or size % num_replicas:
+      raise errors.UserError(f"{name}={size} must be positive and divisible by the "
+                       f"{num_replicas} replicas.")
+
+
+@gin.configurable(denylist=["task", "model_dir", "strategy"])
+class Trainer:
+  """Runs L2T-DLN on a task: build, resume, teach, evaluate."""
+
+  def __init__(self, task, model_dir, strategy, unroll_length=25,
+               teacher_epochs=10, validation_ratio=0.5, batch_size=25,
+               validation_batch_size=100, student_learning_rate=0.1,
+               hypergradient_mode="unrolled", stage3="paper",
+               updater=dln_updaters.TeacherUpdater, train_baseline=True,
+               rounds_per_epoch=None, checkpoint_every_rounds=20, seed=0,
+               max_rounds=None, eval_batch_size=500, progress=True):
+    _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
+              validation_batch_size, strategy.num_replicas_in_sync)
+    self.task, self.model_dir, self.strategy = task, model_dir, strategy
+    self.unroll_length, self.teacher_epochs = int(unroll_length), teacher_epochs
+    self.validation_ratio, self.seed = float(validation_ratio), int(seed)
+    self.batch_size, self.validation_batch_size = batch_size, validation_batch_size
+    self.rounds_per_epoch, self.max_rounds = rounds_per_epoch, max_rounds
+    self.checkpoint_every_rounds = checkpoint_every_rounds
+    self.eval_batch_size, self.progress = eval_batch_size, progress
+    self.train_data, self.train_size = task.training_set()
+    self.test_data = task.test_set().batch(eval_batch_size)
+    self.history = {"epochs": [], "round_time_s": []}
+    self._build(updater, train_baseline, student_learning_rate,
+                hypergradient_mode, stage3)
+
+  def _build(self, updater, train_baseline, learning_rate, mode, stage3):
+    keras.utils.set_random_seed(self.seed)
+    with self.strategy.scope():
+      self.student = self.task.build_student()
+      self.dln = self.task.build_dln()
+      dln_lib.check_scalar_loss(
+          self.dln, *self.task.dummy_batch(self.student))
+      self.baseline = None
+      if train_baseline:
+        self.baseline = keras.models.clone_model(self.student)
+        self.baseline.set_weights(self.student.get_weights())
+      self.updater = updater() if callable(updater) and not isinstance(
+          updater, dln_updaters.DLNUpdater) else updater
+      self.updater.build(self.dln.trainable_variables)
+      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.round_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.rounds_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+      self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.round = teaching_round.TeachingRound(
+        self.strategy, self.task, self.student, self.dln, self.updater,
+        learning_rate, mode, stage3, self.baseline)
+    trackables = dict(student=self.student, dln=self.dln, updater=self.updater,
+                      epoch=self.epoch, round_in_epoch=self.round_in_epoch,
+                      rounds_done=self.rounds_done,
+                      skipped_updates=self.skipped_updates)
+    if self.baseline is not None:
+      trackables["baseline"] = self.baseline
+    self.checkpoint = tf.train.Checkpoint(**trackables)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
+        max_to_keep=3)
+
+  # ---- data -------------------------------------------------------------
+  def epoch_rounds(self, epoch):
+    """(dataset of rounds for `epoch`, number of rounds in it)."""
+    train, val, n_train, n_val = splits.split(
+        self.train_data, self.train_size, self.validation_ratio, self.seed,
+        epoch)
+    if n_train < self.batch_size or n_val < self.validation_batch_size:
+      raise errors.UserError(
+          f"validation_ratio={self.validation_ratio} leaves {n_train} training "
+          f"and {n_val} validation examples; need at least batch_size="
+          f"{self.batch_size} and validation_batch_size="
+          f"{self.validation_batch_size}.")
+    rounds = n_val // self.validation_batch_size
+    if self.rounds_per_epoch:
+      rounds = min(rounds, int(self.rounds_per_epoch))
+    data = splits.round_batches(
+        train, val, self.unroll_length, self.batch_size,
+        self.validation_batch_size, self.seed, epoch, self.task.shuffle_buffer,
+        self.task.preprocess_train)
+    return data.take(rounds), rounds
+
+  # ---- loop -------------------------------------------------------------
+  def restore(self):
+    """Restores the latest checkpoint if any; returns True if it did."""
+    path = self.manager.restore_or_initialize()
+    if path:
+      logging.info("Resumed from %s (epoch %d, round %d).", path,
+                   int(self.epoch), int(self.round_in_epoch))
+    return bool(path)
+
+  def save(self):
+    """Checkpoint + history of everything done so far."""
+    path = self.manager.save(checkpoint_number=int(self.rounds_done))
+    self._save_history()
+    logging.info("Saved checkpoint %s.", path)
+    return path
+
+  def run(self):
+    """Teaches until `teacher_epochs` are done; returns the results dict."""
+    self.restore()
+    os.makedirs(self.model_dir, exist_ok=True)
+    writer = tf.summary.create_file_writer(
+        os.path.join(self.model_dir, "tensorboard"))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    self.history = history = self._load_history()
+    try:
+      with writer.as_default():
+        self._loop(history)
+    except (KeyboardInterrupt, Interrupted):
+      logging.warning("Interrupted: saving the last completed round.")
+      self.save()
+      raise
+    finally:
+      signal.signal(signal.SIGTERM, previous)
+    return self._results(history)
+
+  def _loop(self, history):
+    first_round_checked = False
+    while int(self.epoch) < self.teacher_epochs:
+      epoch = int(self.epoch)
+      data, rounds = self.epoch_rounds(epoch)
+      done = int(self.round_in_epoch)
+      bar = tqdm.tqdm(total=rounds, initial=done, file=sys.stderr,
+                      disable=not self.progress,
+                      desc=f"teacher epoch {epoch + 1}/{self.teacher_epochs}")
+      for train_batches, validation_batch in data.skip(done):
+        if not first_round_checked:
+          self.task.check_labels(self.student, train_batches[1])
+          first_round_checked = True
+        metrics = self.round(train_batches, validation_batch)
+        self._count_round(metrics)
+        self._summarise(metrics, history)
+        bar.set_postfix(e1=f"{metrics['e1']:.3f}",
+                        s=f"{metrics['round_time_s']:.2f}")
+        bar.update(1)
+        if int(self.rounds_done) % self.checkpoint_every_rounds == 0:
+          self.save()
+        if self.max_rounds and int(self.rounds_done) >= self.max_rounds:
+          bar.close()
+          self.save()
+          return
+      bar.close()
+      self._end_epoch(epoch, history)
+
+  def _count_round(self, metrics):
+    self.round_in_epoch.assign_add(1)
+    self.rounds_done.assign_add(1)
+    self.skipped_updates.assign_add(metrics["skipped_updates"])
+    if metrics["skipped_updates"]:
+      logging.warning("Round %d: non-finite hypergradient, DLN/teacher update "
+                      "skipped (%d so far).", int(self.rounds_done),
+                      int(self.skipped_updates))
+
+  def _summarise(self, metrics, history):
+    step = int(self.rounds_done)
+    for name, value in metrics.items():
+      tf.summary.scalar(f"round/{name}", value, step=step)
+    history["round_time_s"].append(metrics["round_time_s"])
+
+  def _end_epoch(self, epoch, history):
+    entry = {"epoch": epoch + 1, "rounds_done": int(self.rounds_done)}
+    entry.update(self.task.evaluate(self.student, self.test_data))
+    if self.baseline is not None:
+      for k, v in self.task.evaluate(self.baseline, self.test_data).items():
+        entry[f"baseline_{k}"] = v
+    for name, value in entry.items():
+      if name != "epoch":
+        tf.summary.scalar(f"epoch/{name}", value, step=epoch + 1)
+    history["epochs"].append(entry)
+    logging.info("Teacher epoch %d: %s", epoch + 1, entry)
+    self.epoch.assign_add(1)
+    self.round_in_epoch.assign(0)
+    self.save()
+
+  # ---- results ----------------------------------------------------------
+  def _history_path(self):
+    return os.path.join(self.model_dir, "history.json")
+
+  def _load_history(self):
+    empty = {"epochs": [], "round_time_s": []}
+    if not tf.io.gfile.exists(self._history_path()):
+      return empty
+    with tf.io.gfile.GFile(self._history_path()) as f:
+      history = json.load(f)
+    # Keep only what the restored checkpoint has seen.
+    history["epochs"] = history["epochs"][:int(self.epoch)]
+    history["round_time_s"] = history["round_time_s"][:int(self.rounds_done)]
+    return history
+
+  def _save_history(self):
+    with tf.io.gfile.GFile(self._history_path(), "w") as f:
+      json.dump(self.history, f)
+
+  def _results(self, history):
+    metric = self.task.primary_metric
+    final = dict(self.task.evaluate(self.student, self.test_data))
+    results = dict(final)
+    if self.baseline is not None:
+      for k, v in self.task.evaluate(self.baseline, self.test_data).items():
+        results[f"baseline_{k}"] = v
+    times = history["round_time_s"]
+    results.update(
+        primary_metric=metric, rounds_done=int(self.rounds_done),
+        teacher_epochs_done=int(self.epoch),
+        skipped_updates=int(self.skipped_updates),
+        median_round_time_s=float(np.median(times)) if times else None,
+        traces=self.round.trace_count, history=history["epochs"],
+        model_dir=self.model_dir)
+    return results

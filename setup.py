@@ -1,0 +1,35 @@
+"""Installs l2t_tf: Learning to Teach with Dynamic Loss Networks in TensorFlow/Keras."""
+import setuptools
+
+setuptools.setup(
+    name="l2t_tf",
+    version="0.1.0",
+    description=("TensorFlow/Keras implementation of Learning to Teach with "
+                 "Dynamic Loss Networks (L2T-DLN, NeurIPS 2023)."),
+    packages=setuptools.find_packages(include=["l2t_tf", "l2t_tf.*"]),
+    package_data={"l2t_tf": ["gin/*.gin"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.3,<3.16",
+        # TF 2.21 no longer pulls it in; tf.summary needs it.
+        "tensorboard",
+        "tensorflow-datasets>=4.9",
+        "keras-cv>=0.9",
+        "absl-py",
+        "gin-config>=0.5",
+        # The embedded default data set (digits) ships with scikit-learn.
+        "scikit-learn",
+        # tensorflow-datasets imports it without declaring it.
+        "importlib-resources",
+        # Figures (loss surfaces, tables) where a person would rather look.
+        "matplotlib",
+        # Progress bars on stderr.
+        "tqdm",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "psutil"],
+        # COCO mAP (issue 7) is computed with the reference implementation.
+        "coco": ["pycocotools"],
+    },
+)
