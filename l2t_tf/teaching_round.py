@@ -85,7 +85,8 @@ class TeachingRound:
   """Stages I-III of Algorithm 1 for a task, student, DLN and updater."""
 
   def __init__(self, strategy, task, student, dln, updater, learning_rate,
-               mode="unrolled", stage3="paper", baseline_student=None):
+               mode="unrolled", stage3="paper", baseline_student=None,
+               baseline_only=False):
     if stage3 not in STAGE3_MODES:
       raise errors.UserError(f"stage3 must be one of {STAGE3_MODES}, got {stage3!r}.")
     if mode not in hypergradient.MODES:
@@ -93,7 +94,7 @@ class TeachingRound:
                        f"{hypergradient.MODES}, got {mode!r}.")
     self.strategy, self.task, self.dln, self.updater = (strategy, task, dln,
                                                         updater)
-    self.mode, self.stage3 = mode, stage3
+    self.mode, self.stage3, self.baseline_only = mode, stage3, baseline_only
     self.student = StudentRunner(strategy, student, learning_rate)
     self.baseline = (StudentRunner(strategy, baseline_student, learning_rate)
                      if baseline_student is not None else None)
@@ -109,6 +110,9 @@ class TeachingRound:
     if self.baseline is not None:
       self._baseline = tf.function(lambda b: self.baseline.plain_steps(
           task.baseline_loss, b))
+    if baseline_only:  # Method "baseline": the student learns from the task's
+      self._baseline_only = tf.function(  # hand-designed loss only.
+          lambda b: self.student.plain_steps(task.baseline_loss, b))
 
   def _train_loss(self, y, outputs):
     return self.task.student_loss(self.dln, y, outputs)
@@ -146,6 +150,10 @@ class TeachingRound:
     first = tf.nest.map_structure(lambda t: t[0], train_batches)
     second = (first if self.stage3 == "release" else
               tf.nest.map_structure(lambda t: t[1], train_batches))
+    if self.baseline_only:
+      losses = [float(self._baseline_only(b)) for b in (first, second)]
+      return {"train_loss": sum(losses) / 2, "skipped_updates": 0,
+              "round_time_s": time.perf_counter() - start}
     metrics, skipped = {}, 0
     s1 = self._stage1(first, validation_batch)
     metrics.update(e1=s1["validation_error"], train_loss=s1["train_loss"],

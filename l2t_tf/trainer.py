@@ -37,6 +37,9 @@ from l2t_tf import teaching_round
 from l2t_tf.data import splits
 
 
+METHODS = ("l2t_dln", "baseline")
+
+
 class Interrupted(Exception):
   """SIGTERM, turned into an exception so the loop can save and exit."""
 
@@ -72,7 +75,13 @@ class Trainer:
                hypergradient_mode="unrolled", stage3="paper",
                updater=dln_updaters.TeacherUpdater, train_baseline=True,
                rounds_per_epoch=None, checkpoint_every_rounds=20, seed=0,
-               max_rounds=None, eval_batch_size=500, progress=True):
+               max_rounds=None, eval_batch_size=500, progress=True,
+               method="l2t_dln"):
+    if method not in METHODS:
+      raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
+                             f"{method!r}.")
+    if method == "baseline":
+      train_baseline = False
     _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
               validation_batch_size, strategy.num_replicas_in_sync)
     self.task, self.model_dir, self.strategy = task, model_dir, strategy
@@ -83,8 +92,9 @@ class Trainer:
     self.checkpoint_every_rounds = checkpoint_every_rounds
     self.eval_batch_size, self.progress = eval_batch_size, progress
     self.train_data, self.train_size = task.training_set()
-    self.test_data = task.test_set().batch(eval_batch_size)
+    self.test_data = task.test_batches(eval_batch_size)
     self.history = {"epochs": [], "round_time_s": []}
+    self.method = method
     self._build(updater, train_baseline, student_learning_rate,
                 hypergradient_mode, stage3)
 
@@ -108,7 +118,8 @@ class Trainer:
       self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False)
     self.round = teaching_round.TeachingRound(
         self.strategy, self.task, self.student, self.dln, self.updater,
-        learning_rate, mode, stage3, self.baseline)
+        learning_rate, mode, stage3, self.baseline,
+        baseline_only=(self.method == "baseline"))
     trackables = dict(student=self.student, dln=self.dln, updater=self.updater,
                       epoch=self.epoch, round_in_epoch=self.round_in_epoch,
                       rounds_done=self.rounds_done,
@@ -138,7 +149,7 @@ class Trainer:
     data = splits.round_batches(
         train, val, self.unroll_length, self.batch_size,
         self.validation_batch_size, self.seed, epoch, self.task.shuffle_buffer,
-        self.task.preprocess_train)
+        self.task.preprocess_train, self.task.preprocess_eval)
     return data.take(rounds), rounds
 
   # ---- loop -------------------------------------------------------------
@@ -192,7 +203,7 @@ class Trainer:
         metrics = self.round(train_batches, validation_batch)
         self._count_round(metrics)
         self._summarise(metrics, history)
-        bar.set_postfix(e1=f"{metrics['e1']:.3f}",
+        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}",
                         s=f"{metrics['round_time_s']:.2f}")
         bar.update(1)
         if int(self.rounds_done) % self.checkpoint_every_rounds == 0:

@@ -30,7 +30,7 @@ def split(dataset, size, validation_ratio, seed, epoch):
 
 def round_batches(train_part, validation_part, unroll_length, batch_size,
                   validation_batch_size, seed, epoch, shuffle_buffer,
-                  preprocess=None):
+                  preprocess=None, preprocess_eval=None):
   """Dataset of teaching rounds: ((xs, ys) [2, N, B, ...], (xv, yv) [Bv, ...]).
 
   One element per round: 2N training batches (stage I and stage III) and one
@@ -49,6 +49,9 @@ def round_batches(train_part, validation_part, unroll_length, batch_size,
   train = (train.batch(batch_size, drop_remainder=True)
            .batch(unroll_length, drop_remainder=True)
            .batch(2, drop_remainder=True))
-  val = validation_part.shuffle(shuffle_buffer, seed=shuffle_seed + 1).batch(
-      validation_batch_size, drop_remainder=True)
+  val = validation_part.shuffle(shuffle_buffer, seed=shuffle_seed + 1)
+  if preprocess_eval is not None:
+    val = val.map(preprocess_eval, num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True)
+  val = val.batch(validation_batch_size, drop_remainder=True)
   return tf.data.Dataset.zip((train, val)).prefetch(tf.data.AUTOTUNE)

@@ -59,6 +59,14 @@ class Task(abc.ABC):
     del seed
     return x, y
 
+  def test_batches(self, batch_size):
+    """Batched test data for `evaluate` (override for variable-size inputs)."""
+    return self.test_set().map(self.preprocess_eval).batch(batch_size)
+
+  def preprocess_eval(self, x, y):
+    """Deterministic preprocessing of validation/test examples; default none."""
+    return x, y
+
   def dummy_batch(self, student, batch_size=2):
     """A (y, outputs) pair used to check the DLN returns a scalar."""
     spec = self.training_set()[0].element_spec
