@@ -19,6 +19,10 @@ from l2t_tf.errors import UserError
 from l2t_tf.students import digits_cnn  # pylint: disable=unused-import
 from l2t_tf.tasks import classification  # pylint: disable=unused-import
 
+from l2t_tf import hypergradient
+
+gin.external_configurable(hypergradient.sparse_cross_entropy, "cross_entropy")
+
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin_configs")
 DEFAULT_GIN_FILE = os.path.join(REPO_GIN_DIR, "digits_l2t_dln.gin")
