@@ -255,6 +255,8 @@ def unrolled_hypergradient(student, dln, train_batches, validation_batch,
   """
   if not train_batches:
     raise errors.UserError("train_batches must hold N >= 1 (x, y) pairs.")
+  if mode not in MODES:
+    raise errors.UserError(f"mode must be one of {MODES}, got {mode!r}.")
   xs = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[0] for b in train_batches])
   ys = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[1] for b in train_batches])
   fn = _compiled(student, dln, validation_loss or sparse_cross_entropy, mode)

@@ -1,0 +1,114 @@
+"""The LSTM teacher and the DLN updaters (paper Eq. 3 and 8, Table 6)."""
+import math
+
+from absl.testing import parameterized
+import keras
+import numpy as np
+import tensorflow as tf
+
+from l2t_tf import dln_updaters
+from l2t_tf import teacher as teacher_lib
+
+
+class PreprocessTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters("float32", "float64")
+  def test_andrychowicz_preprocessing(self, dtype):
+    g = np.array([1.0, -0.01, 0.0, 1e-4, -math.exp(-10) * 0.5], dtype)
+    out = teacher_lib.preprocess_gradient(g, k=10.0).numpy()
+    expected = [[0.0, 1.0], [math.log(0.01) / 10, -1.0], [-1.0, 0.0],
+                [math.log(1e-4) / 10, 1.0], [-1.0, -0.5]]
+    self.assertAllClose(out, expected, rtol=1e-5)
+
+
+class LSTMTeacherTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters("float32", "float64")
+  def test_shapes_and_scale(self, dtype):
+    teacher = teacher_lib.LSTMTeacher(dtype=dtype)
+    self.assertEqual(teacher.state_sizes, [64, 64, 64, 1])
+    state = teacher.initial_state(7)
+    g = np.random.default_rng(0).normal(size=7).astype(dtype)
+    step, new_state = teacher(g, state)
+    self.assertEqual(step.shape, (7,))
+    self.assertEqual(step.dtype, tf.as_dtype(dtype))
+    # The last LSTM cell outputs h in (-1, 1): |step| < output_scale.
+    self.assertLess(float(tf.reduce_max(tf.abs(step))), 1e-3)
+    self.assertEqual([tuple(h.shape) for h, _ in new_state],
+                     [(7, 64), (7, 64), (7, 64), (7, 1)])
+
+
+class TeacherUpdaterTest(tf.test.TestCase):
+
+  def _setup(self):
+    keras.utils.set_random_seed(0)
+    dln_vars = [tf.Variable(np.ones((2, 3))), tf.Variable(np.zeros(4))]
+    updater = dln_updaters.TeacherUpdater(dtype="float64", output_scale=0.1)
+    updater.build(dln_vars)
+    grads = [tf.constant(np.linspace(-1, 1, 6).reshape(2, 3)),
+             tf.constant([0.5, -2.0, 1e-3, 0.0], tf.float64)]
+    return dln_vars, updater, grads
+
+  def test_apply_moves_dln_and_carries_state(self):
+    dln_vars, updater, grads = self._setup()
+    before = [v.numpy() for v in dln_vars]
+    (gradient, old_state), metrics = updater.apply(dln_vars, grads)
+    step, _ = updater.teacher(gradient, old_state)
+    moved = np.concatenate([(v.numpy() - b).ravel()
+                            for v, b in zip(dln_vars, before)])
+    self.assertAllClose(moved, step)  # phi_1 = phi_0 + T(g) (Eq. 3).
+    self.assertAllClose(metrics["teacher_output_norm"], np.linalg.norm(moved))
+    self.assertAllEqual(old_state[0][0], np.zeros((10, 64)))
+    self.assertGreater(float(tf.norm(updater.state[0][0])), 0.0)
+
+  def test_learn_is_the_vjp_through_the_teacher(self):
+    """Eq. 8: de2/dvarphi = (de2/dphi_1)^T dT(g)/dvarphi, checked by FD."""
+    dln_vars, updater, grads = self._setup()
+    (gradient, old_state), _ = updater.apply(dln_vars, grads)
+    cotangent = [tf.constant(np.arange(6.0).reshape(2, 3) - 2.0),
+                 tf.constant([1.0, -1.0, 0.5, 2.0], tf.float64)]
+    flat_cot = dln_updaters.flatten(cotangent)
+    kernel = updater.teacher.cells[0].kernel
+    with tf.GradientTape() as tape:
+      step, _ = updater.teacher(gradient, old_state)
+      objective = tf.reduce_sum(step * flat_cot)
+    full = tape.gradient(objective, kernel).numpy()
+    idx = np.unravel_index(np.argmax(np.abs(full)), full.shape)
+    analytic = full[idx]
+    original = kernel.numpy()
+    values = []
+    for sign in (1.0, -1.0):
+      bumped = original.copy()
+      bumped[idx] += sign * 1e-6
+      kernel.assign(bumped)
+      step, _ = updater.teacher(gradient, old_state)
+      values.append(float(tf.reduce_sum(step * flat_cot)))
+    kernel.assign(original)
+    self.assertAllClose(analytic, (values[0] - values[1]) / 2e-6, rtol=1e-6)
+    # learn() applies exactly that gradient with Adam, whose first step is
+    # lr * g / (|g| + epsilon / sqrt(1 - beta_2)) in Keras' formulation.
+    metrics = updater.learn((gradient, old_state), cotangent)
+    self.assertGreater(float(metrics["teacher_gradient_norm"]), 0.0)
+    self.assertAllClose(original[idx] - kernel.numpy()[idx],
+                        1e-3 * analytic / (abs(analytic) + 1e-7 / math.sqrt(
+                            1 - 0.999)), rtol=1e-4)
+
+
+class OptimizerUpdaterTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters("sgd", "adam", "rmsprop")
+  def test_descends(self, name):
+    var = tf.Variable([1.0, -2.0])
+    updater = dln_updaters.OptimizerUpdater(name, learning_rate=0.1)
+    updater.build([var])
+    updater.apply([var], [tf.constant([1.0, -1.0])])
+    self.assertAllLess(var.numpy() * [1, -1] - [1.0, 2.0], 0.0)
+    self.assertFalse(updater.learns_in_stage3)
+
+  def test_unknown_optimizer(self):
+    with self.assertRaisesRegex(ValueError, "optimizer must be one of"):
+      dln_updaters.OptimizerUpdater("adagrad")
+
+
+if __name__ == "__main__":
+  tf.test.main()

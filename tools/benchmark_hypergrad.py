@@ -1,0 +1,130 @@
+r"""Times L2T-DLN teacher rounds against plain SGD steps; prints one JSON line.
+
+  python tools/benchmark_hypergrad.py --depth=8 --width=16 --unroll=5
+  python tools/benchmark_hypergrad.py --unroll=75 --mode=reverse
+
+A teacher round (stages I-III of Algorithm 1: 2N student steps, two unrolled
+hypergradients, the teacher's update and learning step) of a CIFAR ResNet on
+random CIFAR-shaped data is timed after a warm-up round (tracing excluded),
+and so is one plain SGD + cross-entropy step of the same model in a
+`tf.function`. Output keys: round_s (median), plain_step_s (median),
+overhead = round_s / (2N * plain_step_s), peak_rss_mb (peak resident memory
+of this process), trace_s (first round minus round_s).
+"""
+import json
+import os
+import resource
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import keras
+import numpy as np
+import tensorflow as tf
+
+from l2t_tf import dln as dln_lib
+from l2t_tf import dln_updaters
+from l2t_tf import hypergradient
+from l2t_tf import teaching_round
+from l2t_tf.students import cifar_resnet
+from l2t_tf.tasks import base
+
+flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
+flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
+flags.DEFINE_integer("unroll", 5, "N, student steps per stage.")
+flags.DEFINE_integer("batch_size", 25, "Training batch size.")
+flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
+flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up round).")
+flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES, "Hypergradient mode.")
+flags.DEFINE_integer("classes", 10, "Number of classes.")
+FLAGS = flags.FLAGS
+
+
+class _RandomCifar(base.Task):
+  """Only the losses are used: the benchmark feeds batches itself."""
+
+  def build_student(self):
+    return cifar_resnet.cifar_resnet(num_classes=FLAGS.classes,
+                                     depth=FLAGS.depth, width=FLAGS.width)
+
+  def build_dln(self):
+    return dln_lib.classification_dln()
+
+  def training_set(self):
+    raise NotImplementedError
+
+  def test_set(self):
+    raise NotImplementedError
+
+  def evaluate(self, student, dataset):
+    raise NotImplementedError
+
+
+def _batches(rng, *shape):
+  x = rng.normal(size=shape + (32, 32, 3)).astype(np.float32)
+  y = rng.integers(0, FLAGS.classes, size=shape).astype(np.int32)
+  return tf.constant(x), tf.constant(y)
+
+
+def _plain_step_seconds(student, rng, steps):
+  """Median time of one SGD+CE step in a tf.function (tracing excluded)."""
+  variables = student.trainable_variables
+
+  @tf.function
+  def step(x, y):
+    with tf.GradientTape() as tape:
+      loss = hypergradient.sparse_cross_entropy(y, student(x, training=True))
+    for v, g in zip(variables, tape.gradient(loss, variables)):
+      v.assign_sub(0.1 * g)
+    return loss
+
+  data = [_batches(rng, FLAGS.batch_size) for _ in range(steps)]
+  step(*data[0]).numpy()
+  times = []
+  for x, y in data:
+    start = time.perf_counter()
+    step(x, y).numpy()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def main(argv):
+  del argv
+  keras.utils.set_random_seed(0)
+  rng = np.random.default_rng(0)
+  task = _RandomCifar()
+  strategy = tf.distribute.get_strategy()
+  student, dln = task.build_student(), task.build_dln()
+  updater = dln_updaters.TeacherUpdater()
+  updater.build(dln.trainable_variables)
+  rounds = teaching_round.TeachingRound(strategy, task, student, dln, updater,
+                                        0.1, FLAGS.mode)
+  n = FLAGS.unroll
+  times = []
+  for _ in range(FLAGS.rounds + 1):
+    train = _batches(rng, 2, n, FLAGS.batch_size)
+    val = _batches(rng, FLAGS.val_batch_size)
+    start = time.perf_counter()
+    rounds(train, val)
+    times.append(time.perf_counter() - start)
+  round_s = statistics.median(times[1:])
+  plain = _plain_step_seconds(keras.models.clone_model(student), rng,
+                              max(2 * n, 10))
+  print(json.dumps({
+      "depth": FLAGS.depth, "width": FLAGS.width, "unroll": n,
+      "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
+      "val_batch_size": FLAGS.val_batch_size,
+      "round_s": round(round_s, 4), "plain_step_s": round(plain, 5),
+      "overhead": round(round_s / (2 * n * plain), 3),
+      "peak_rss_mb": round(resource.getrusage(
+          resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+      "trace_s": round(times[0] - round_s, 2),
+      "traces": rounds.trace_count,
+  }))
+
+
+if __name__ == "__main__":
+  app.run(main)
