@@ -68,6 +68,10 @@ class DLNUpdater(tf.Module):
     del context, hypergradients
     return {}
 
+  def keras_weights(self):
+    """Weights of Keras layers it owns (tf.Module does not track those)."""
+    return []
+
 
 @gin.configurable
 class OptimizerUpdater(DLNUpdater):
@@ -113,6 +117,9 @@ class TeacherUpdater(DLNUpdater):
                    for t in pair]
                   for i, pair in enumerate(self.teacher.initial_state(num))]
     self.optimizer.build(self.teacher.trainable_variables)
+
+  def keras_weights(self):
+    return list(self.teacher.variables)
 
   def _read_state(self):
     return [[tf.convert_to_tensor(v) for v in pair] for pair in self.state]

@@ -120,7 +120,12 @@ class Trainer:
         self.strategy, self.task, self.student, self.dln, self.updater,
         learning_rate, mode, stage3, self.baseline,
         baseline_only=(self.method == "baseline"))
-    trackables = dict(student=self.student, dln=self.dln, updater=self.updater,
+    # Keras 3 layers that keep weights in Python lists (the DLN, the LSTM
+    # teacher) are not fully tracked by tf.train.Checkpoint: list their
+    # variables explicitly (restored by position, construction is fixed).
+    trackables = dict(student=self.student, dln=list(self.dln.variables),
+                      updater=self.updater,
+                      updater_weights=self.updater.keras_weights(),
                       epoch=self.epoch, round_in_epoch=self.round_in_epoch,
                       rounds_done=self.rounds_done,
                       skipped_updates=self.skipped_updates)
@@ -130,6 +135,16 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
         max_to_keep=3)
+
+  def checkpoint_variables(self):
+    """Every variable the checkpoint holds, in construction order."""
+    variables = list(self.student.variables) + list(self.dln.variables)
+    variables += list(self.updater.variables) + self.updater.keras_weights()
+    variables += list(getattr(self.updater.optimizer, "variables", []))
+    if self.baseline is not None:
+      variables += list(self.baseline.variables)
+    return variables + [self.epoch, self.round_in_epoch, self.rounds_done,
+                        self.skipped_updates]
 
   # ---- data -------------------------------------------------------------
   def epoch_rounds(self, epoch):

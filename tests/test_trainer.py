@@ -1,0 +1,108 @@
+"""The teaching loop: traces, NaN guard, exact resume, clear input errors."""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from l2t_tf import config
+from l2t_tf import errors
+from l2t_tf import dln as dln_lib
+import trainer_testlib as lib
+
+
+class TeachingLoopTest(tf.test.TestCase):
+
+  def test_traces_once_and_skips_non_finite_hypergradients(self):
+    trainer = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
+    data, rounds = trainer.epoch_rounds(0)
+    self.assertEqual(rounds, 3)
+    batches = list(data)
+    dln_before = [v.numpy() for v in trainer.dln.trainable_variables]
+    for train, val in batches:
+      metrics = trainer.round(train, val)
+      self.assertEqual(metrics["skipped_updates"], 0)
+    # Stage I and stage III are traced once each, not once per round.
+    self.assertEqual(trainer.round.trace_count, 2)
+    self.assertNotAllClose(trainer.dln.trainable_variables[0], dln_before[0])
+    # A NaN in the validation batch makes the hypergradient non-finite.
+    dln_now = [v.numpy() for v in trainer.dln.trainable_variables]
+    state_now = [v.numpy() for pair in trainer.updater.state for v in pair]
+    train, (xv, yv) = batches[0]
+    xv = tf.tensor_scatter_nd_update(xv, [[0, 0, 0, 0]], [np.nan])
+    metrics = trainer.round(train, (xv, yv))
+    self.assertEqual(metrics["skipped_updates"], 1)
+    for v, w in zip(trainer.dln.trainable_variables, dln_now):
+      self.assertAllEqual(v, w)
+    for v, w in zip([v for p in trainer.updater.state for v in p], state_now):
+      self.assertAllEqual(v, w)
+    self.assertEqual(trainer.round.trace_count, 2)
+
+  def test_resume_reaches_the_uninterrupted_result(self):
+    base = self.get_temp_dir()
+    interrupted = lib.tiny_trainer(os.path.join(base, "a"), max_rounds=4,
+                                   checkpoint_every_rounds=1)
+    partial = interrupted.run()
+    self.assertEqual(partial["rounds_done"], 4)  # Stopped inside epoch 2.
+    resumed = lib.tiny_trainer(os.path.join(base, "a")).run()
+    straight = lib.tiny_trainer(os.path.join(base, "b")).run()
+    self.assertEqual(resumed["rounds_done"], 6)
+    self.assertEqual(straight["rounds_done"], 6)
+    self.assertAllClose(resumed["test_accuracy"], straight["test_accuracy"])
+    self.assertAllClose(resumed["baseline_test_accuracy"],
+                        straight["baseline_test_accuracy"])
+    self.assertLen(resumed["history"], 2)
+    a = lib.tiny_trainer(os.path.join(base, "a"))
+    b = lib.tiny_trainer(os.path.join(base, "b"))
+    a.restore(), b.restore()
+    for x, y in zip(a.checkpoint_variables(), b.checkpoint_variables()):
+      self.assertAllClose(x, y, rtol=1e-5, atol=1e-6)
+
+  def test_baseline_method_trains_only_the_student(self):
+    results = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
+                               teacher_epochs=1).run()
+    self.assertNotIn("baseline_test_accuracy", results)
+    self.assertGreater(results["test_accuracy"], 0.1)
+    self.assertEqual(results["traces"], 0)
+
+
+class BadInputTest(tf.test.TestCase):
+
+  def test_settings_are_checked_before_training(self):
+    for kwargs, name in (({"unroll_length": 0}, "unroll_length"),
+                         ({"validation_ratio": 1.0}, "validation_ratio"),
+                         ({"validation_ratio": 0.0}, "validation_ratio"),
+                         ({"method": "l2t"}, "method"),
+                         ({"hypergradient_mode": "fwd"}, "hypergradient_mode"),
+                         ({"stage3": "x"}, "stage3")):
+      with self.assertRaisesRegex(errors.UserError, name):
+        lib.tiny_trainer(self.get_temp_dir(), **kwargs)
+
+  def test_misspelt_gin_parameter_is_named(self):
+    with self.assertRaisesRegex(errors.UserError, "unrol_length"):
+      config.parse([], ["Trainer.unrol_length = 3"])
+    with self.assertRaisesRegex(errors.UserError, "Traner"):
+      config.parse([], ["Traner.unroll_length = 3"])
+    with self.assertRaisesRegex(errors.UserError, "no_such.gin"):
+      config.parse(["no_such.gin"], [])
+
+  def test_non_scalar_dln_is_rejected(self):
+    class PerSample(dln_lib.PairwiseDLN):
+      def call(self, y_true, y_pred):
+        return tf.reduce_sum(y_pred, -1)
+    task = lib.tiny_task(dln=lambda dtype=None: PerSample(dtype=dtype))
+    with self.assertRaisesRegex(errors.UserError, "dln"):
+      lib.tiny_trainer(self.get_temp_dir(), task=task)
+
+  def test_labels_outside_the_model_are_rejected_before_training(self):
+    def five_classes(input_shape, num_classes, dtype=None):
+      del num_classes
+      return lib.dense_student(input_shape, 5, dtype)
+    trainer = lib.tiny_trainer(self.get_temp_dir(),
+                               task=lib.tiny_task(student=five_classes))
+    with self.assertRaisesRegex(errors.UserError, "labels"):
+      trainer.run()
+    self.assertEqual(int(trainer.rounds_done), 0)
+
+
+if __name__ == "__main__":
+  tf.test.main()
