@@ -64,6 +64,30 @@ def stateless_apply(student):
   return apply
 
 
+def _loop(start, stop, step, body, loop_vars):
+  """for t in range(start, stop, step): loop_vars = body(t, *loop_vars).
+
+  A `tf.while_loop` keeps the graph independent of N. MirroredStrategy cannot
+  all-reduce inside control flow, so with several replicas the loop is
+  unrolled in Python (N must then be static); per-step tapes still free each
+  step's activations, so memory stays flat in N.
+  """
+  ctx = tf.distribute.get_replica_context()
+  if ctx is not None and ctx.num_replicas_in_sync > 1:
+    for t in range(int(start), int(stop), step):
+      loop_vars = body(tf.constant(t), *loop_vars)
+    return loop_vars
+  cond = (lambda t, *_: t < stop) if step > 0 else (lambda t, *_: t > stop)
+  return tf.while_loop(cond, lambda t, *v: (t + step,) + tuple(body(t, *v)),
+                       (start,) + tuple(loop_vars))[1:]
+
+
+def _num_steps(batches):
+  """N: static if known (needed with several replicas), else a tensor."""
+  n = tf.nest.flatten(batches)[0].shape[0]
+  return n if n is not None else tf.shape(tf.nest.flatten(batches)[0])[0]
+
+
 def _step_batch(batches, t):
   return tf.nest.map_structure(lambda a: a[t], batches)
 
@@ -98,18 +122,18 @@ def _validation_error(apply_fn, trainable, non_trainable, loss_fn, batch):
 def sgd_steps(apply_fn, trainable, non_trainable, loss_fn, batches,
               learning_rate):
   """N plain SGD steps (no hypergradient). Returns (theta_N, state_N, mean loss)."""
-  n = tf.shape(tf.nest.flatten(batches)[0])[0]
+  n = _num_steps(batches)
 
   def body(t, theta, state, loss_sum):
     grads, loss, state = student_gradient(apply_fn, theta, state, loss_fn,
                                           _step_batch(batches, t))
-    return (t + 1, _sgd(theta, grads, learning_rate), state,
+    return (_sgd(theta, grads, learning_rate), state,
             loss_sum + tf.cast(loss, loss_sum.dtype))
 
   loss_dtype = trainable[0].dtype
-  _, theta, state, loss_sum = tf.while_loop(
-      lambda t, *_: t < n, body,
-      (0, list(trainable), list(non_trainable), tf.zeros([], loss_dtype)))
+  theta, state, loss_sum = _loop(
+      0, n, 1, body,
+      (list(trainable), list(non_trainable), tf.zeros([], loss_dtype)))
   return theta, state, loss_sum / tf.cast(n, loss_dtype)
 
 
@@ -134,7 +158,7 @@ def _unrolled(apply_fn, trainable, non_trainable, train_loss, validation_loss,
 
 def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
              batches, validation_batch, learning_rate, wrt):
-  n = tf.shape(tf.nest.flatten(batches)[0])[0]
+  n = _num_steps(batches)
   zero = tf.UnconnectedGradients.ZERO
 
   def arrays(tensors):
@@ -147,13 +171,13 @@ def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
     state_ta = [ta.write(t, s) for ta, s in zip(state_ta, state)]
     grads, loss, state = student_gradient(apply_fn, theta, state, train_loss,
                                           _step_batch(batches, t))
-    return (t + 1, _sgd(theta, grads, learning_rate), state, theta_ta,
-            state_ta, loss_sum + tf.cast(loss, loss_sum.dtype))
+    return (_sgd(theta, grads, learning_rate), state, theta_ta, state_ta,
+            loss_sum + tf.cast(loss, loss_sum.dtype))
 
   loss_dtype = trainable[0].dtype
-  _, theta, state, theta_ta, state_ta, loss_sum = tf.while_loop(
-      lambda t, *_: t < n, forward,
-      (0, list(trainable), list(non_trainable), arrays(trainable),
+  theta, state, theta_ta, state_ta, loss_sum = _loop(
+      0, n, 1, forward,
+      (list(trainable), list(non_trainable), arrays(trainable),
        arrays(non_trainable), tf.zeros([], loss_dtype)))
 
   with tf.GradientTape() as tape:
@@ -173,13 +197,13 @@ def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
     h_theta, h_phi = outer.gradient(grads, (theta_t, wrt),
                                     output_gradients=adjoint,
                                     unconnected_gradients=zero)
-    return (t - 1, _sgd(adjoint, h_theta, learning_rate),
+    return (_sgd(adjoint, h_theta, learning_rate),
             [d - tf.cast(learning_rate, d.dtype) * h
              for d, h in zip(dphi, h_phi)])
 
-  _, _, gradients = tf.while_loop(
-      lambda t, *_: t >= 0, backward,
-      (n - 1, adjoint, [tf.zeros(v.shape, v.dtype) for v in wrt]))
+  _, gradients = _loop(
+      n - 1, -1, -1, backward,
+      (adjoint, [tf.zeros(v.shape, v.dtype) for v in wrt]))
   return Unroll(gradients, error, theta, state,
                 loss_sum / tf.cast(n, loss_dtype))
 
