@@ -186,6 +186,7 @@ class Trainer:
   def run(self):
     """Teaches until `teacher_epochs` are done; returns the results dict."""
     self.restore()
+    self.resumed_from_round = int(self.rounds_done)
     os.makedirs(self.model_dir, exist_ok=True)
     writer = tf.summary.create_file_writer(
         os.path.join(self.model_dir, "tensorboard"))
@@ -291,6 +292,7 @@ class Trainer:
         primary_metric=metric, rounds_done=int(self.rounds_done),
         teacher_epochs_done=int(self.epoch),
         skipped_updates=int(self.skipped_updates),
+        resumed_from_round=self.resumed_from_round,
         median_round_time_s=float(np.median(times)) if times else None,
         traces=self.round.trace_count, history=history["epochs"],
         model_dir=self.model_dir)
