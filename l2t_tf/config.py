@@ -10,6 +10,7 @@ import os
 import gin
 
 # Modules whose configurables gin files bind; imported for registration.
+from l2t_tf import baselines  # pylint: disable=unused-import
 from l2t_tf import dln  # pylint: disable=unused-import
 from l2t_tf import dln_updaters  # pylint: disable=unused-import
 from l2t_tf import strategy  # pylint: disable=unused-import
