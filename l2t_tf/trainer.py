@@ -109,8 +109,7 @@ class Trainer:
       if train_baseline:
         self.baseline = keras.models.clone_model(self.student)
         self.baseline.set_weights(self.student.get_weights())
-      self.updater = updater() if callable(updater) and not isinstance(
-          updater, dln_updaters.DLNUpdater) else updater
+      self.updater = updater() if isinstance(updater, type) else updater
       self.updater.build(self.dln.trainable_variables)
       self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
       self.round_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
