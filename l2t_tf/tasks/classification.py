@@ -3,21 +3,45 @@
 Student: any Keras classifier returning logits [B, C]. DLN: the pairwise DLN
 (`dln.classification_dln`). Validation error: cross-entropy. Metric: top-1
 accuracy on the test set.
+
+The data set is a pluggable `data.classification_data.ClassificationData`
+object, chosen by name ('digits', 'cifar10', 'cifar100', 'imagenet2012') or
+passed directly; it supplies the examples, their shape and classes, the
+augmentation (`preprocess_train`, stateless from a seed) and the evaluation
+preprocessing, which this task forwards as its Task hooks.
 """
 import gin
 import numpy as np
 import tensorflow as tf
 
-from l2t_tf import errors
-
 from l2t_tf import dln as dln_lib
+from l2t_tf import errors
 from l2t_tf import hypergradient
-from l2t_tf.data import digits
+from l2t_tf.data import cifar
+from l2t_tf.data import classification_data
+from l2t_tf.data import imagenet
+from l2t_tf.data import tfds_source
 from l2t_tf.students import digits_cnn
 from l2t_tf.tasks import base
 
-# name -> module with load(split) -> (dataset, size), NUM_CLASSES, INPUT_SHAPE.
-DATASETS = {"digits": digits}
+# name -> ClassificationData class, built as cls(data_dir, manual_dir, dtype).
+DATASETS = {
+    "digits": classification_data.Digits,
+    "cifar10": cifar.Cifar10,
+    "cifar100": cifar.Cifar100,
+    "imagenet2012": imagenet.ImageNet2012,
+}
+
+
+def make_dataset(dataset, data_dir, manual_dir, dtype):
+  """A ClassificationData from a name in DATASETS or the object itself."""
+  if isinstance(dataset, classification_data.ClassificationData):
+    return dataset
+  if dataset not in DATASETS:
+    raise errors.UserError(f"ClassificationTask.dataset must be one of "
+                           f"{sorted(DATASETS)}, got {dataset!r}.")
+  return DATASETS[dataset](data_dir=data_dir, manual_dir=manual_dir,
+                           dtype=dtype)
 
 
 @gin.configurable
@@ -27,18 +51,29 @@ class ClassificationTask(base.Task):
 
   def __init__(self, dataset="digits", student=digits_cnn.digits_cnn,
                dln=dln_lib.classification_dln,
-               baseline_loss=hypergradient.sparse_cross_entropy, dtype=None):
-    if dataset not in DATASETS:
-      raise errors.UserError(f"ClassificationTask.dataset must be one of "
-                       f"{sorted(DATASETS)}, got {dataset!r}.")
-    self.name = f"classification_{dataset}"
-    self.data = DATASETS[dataset]
+               baseline_loss=hypergradient.sparse_cross_entropy, dtype=None,
+               data_dir=tfds_source.DEFAULT_DATA_DIR, manual_dir=None):
+    """Builds the task; a missing tfds data set raises UserError here.
+
+    Args:
+      dataset: a name in DATASETS or a ClassificationData object.
+      student: factory (input_shape, num_classes, dtype) -> Keras model.
+      dln: factory (dtype) -> DLN layer.
+      baseline_loss: (y, logits) -> scalar, the CE baseline's loss.
+      dtype: float dtype of the student, the DLN and the images.
+      data_dir: tensorflow-datasets data directory (tfds data sets only).
+      manual_dir: directory of the original archives; default
+        <data_dir>/downloads/manual.
+    """
+    self.data = make_dataset(dataset, data_dir, manual_dir, dtype)
+    self.name = f"classification_{self.data.name}"
+    self.shuffle_buffer = self.data.shuffle_buffer
     self.student_fn, self.dln_fn, self.dtype = student, dln, dtype
     self._baseline_loss = baseline_loss
 
   def build_student(self):
-    return self.student_fn(input_shape=self.data.INPUT_SHAPE,
-                           num_classes=self.data.NUM_CLASSES, dtype=self.dtype)
+    return self.student_fn(input_shape=tuple(self.data.input_shape),
+                           num_classes=self.data.num_classes, dtype=self.dtype)
 
   def build_dln(self):
     return self.dln_fn(dtype=self.dtype)
@@ -47,7 +82,18 @@ class ClassificationTask(base.Task):
     return self.data.load("train")
 
   def test_set(self):
-    return self.data.load("test")[0]
+    return self.data.load(self.data.test_split)[0]
+
+  def preprocess_train(self, x, y, seed):
+    return self.data.preprocess_train(x, y, seed)
+
+  def preprocess_eval(self, x, y):
+    return self.data.preprocess_eval(x, y)
+
+  def dummy_batch(self, student, batch_size=2):
+    """(y, outputs) of a zero batch shaped like preprocessed examples."""
+    x, y = classification_data.zeros_batch(self.data, batch_size, self.dtype)
+    return y, student(x, training=False)
 
   def baseline_loss(self, y, outputs):
     """The hand-designed loss (CE by default; issue 5's baselines by gin)."""
@@ -62,8 +108,16 @@ class ClassificationTask(base.Task):
           f"student '{student.name}' predicts {num_outputs} classes "
           f"(0..{num_outputs - 1}); check the data set and num_classes.")
 
+  def _predictor(self, student):
+    """One inference tf.function per student (traced once, reused)."""
+    cache = self.__dict__.setdefault("_predictors", {})
+    if id(student) not in cache:
+      cache[id(student)] = (student, tf.function(
+          lambda x: student(x, training=False)))
+    return cache[id(student)][1]
+
   def evaluate(self, student, dataset):
-    predict = tf.function(lambda x: student(x, training=False))
+    predict = self._predictor(student)
     correct, total, loss_sum = 0, 0, 0.0
     for x, y in dataset:
       logits = predict(x)
