@@ -114,6 +114,13 @@ class TeachingRound:
       self._baseline_only = tf.function(  # hand-designed loss only.
           lambda b: self.student.plain_steps(task.baseline_loss, b))
 
+  def total_traces(self):
+    """Traces of all compiled pieces so far (a round that traced is slow)."""
+    functions = [getattr(self, name, None) for name in (
+        "_stage1", "_stage3", "_apply", "_learn", "_plain", "_baseline",
+        "_baseline_only")]
+    return sum(f.experimental_get_tracing_count() for f in functions if f)
+
   def _train_loss(self, y, outputs):
     return self.task.student_loss(self.dln, y, outputs)
 
