@@ -7,6 +7,7 @@ r"""Runs an L2T-DLN experiment from gin files.
 The last line on stdout is one JSON object with the results.
 """
 import json
+import logging
 import os
 import sys
 
@@ -14,7 +15,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
-from absl import logging
 import gin
 
 from l2t_tf import config
@@ -28,13 +28,17 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  tf_logger = logging.getLogger("tensorflow")
+  tf_logger.setLevel(logging.WARNING)
   try:
     config.parse(FLAGS.gin_file or [config.DEFAULT_GIN_FILE],
                  FLAGS.gin_bindings)
     results = train_eval_lib.train_eval()
   except config.UserError as e:
-    logging.error("%s", e)
-    sys.stderr.write(f"error: {e}\n")
+    # gin appends "In call to configurable ..." lines: context, not news.
+    message = "\n".join(line for line in str(e).splitlines()
+                        if not line.strip().startswith("In call to"))
+    sys.stderr.write(f"error: {message}\n")
     sys.exit(2)
   except KeyboardInterrupt:
     sys.stderr.write("Interrupted; the last completed round is checkpointed. "
