@@ -26,6 +26,10 @@ setuptools.setup(
         "matplotlib",
         # Progress bars on stderr.
         "tqdm",
+        # VOC/SBD segmentation data: SBD masks are .mat files, VOC masks
+        # palette PNGs.
+        "scipy",
+        "Pillow",
     ],
     extras_require={
         "test": ["pytest>=7", "psutil"],

@@ -19,9 +19,11 @@ from l2t_tf import trainer  # pylint: disable=unused-import
 from l2t_tf.errors import UserError
 from l2t_tf.students import cifar_resnet  # pylint: disable=unused-import
 from l2t_tf.students import digits_cnn  # pylint: disable=unused-import
+from l2t_tf.students import pspnet  # pylint: disable=unused-import
 from l2t_tf.students import nasnet  # pylint: disable=unused-import
 from l2t_tf.students import wide_resnet  # pylint: disable=unused-import
 from l2t_tf.tasks import classification  # pylint: disable=unused-import
+from l2t_tf.tasks import segmentation  # pylint: disable=unused-import
 
 from l2t_tf import hypergradient
 

@@ -70,15 +70,40 @@ class StudentRunner:
     for var, value in pairs:
       var.assign(self.strategy.reduce(MEAN, value, axis=None))
 
-  def plain_steps(self, loss_fn, batches):
-    """N SGD steps on `loss_fn`; returns the mean loss (cross-replica)."""
+  def plain_steps(self, loss_fn, batches, loss_layer=None):
+    """N SGD steps on `loss_fn`; returns the mean loss (cross-replica).
+
+    If `loss_layer` (a Keras layer computing the loss) has trainable
+    parameters, they take the same SGD steps as the student.
+    """
+    loss_vars = list(loss_layer.trainable_variables) if loss_layer else []
+    apply, num_student = self.apply, len(self.student.trainable_variables)
+    if loss_vars:
+      apply, loss_fn = self._with_loss_parameters(loss_layer, num_student)
+
     def replica_fn(batches):
       theta, state = self.weights()
-      return hypergradient.sgd_steps(self.apply, theta, state, loss_fn,
+      theta += [v.value for v in loss_vars]
+      return hypergradient.sgd_steps(apply, theta, state, loss_fn,
                                      _shard(batches, 1), self.learning_rate)
     theta, state, loss = self.strategy.run(replica_fn, (batches,))
-    self.assign(theta, state)
+    self.assign(theta[:num_student], state)
+    for var, value in zip(loss_vars, theta[num_student:]):
+      var.assign(self.strategy.reduce(MEAN, value, axis=None))
     return self.strategy.reduce(MEAN, loss, axis=None)
+
+  def _with_loss_parameters(self, loss_layer, num_student):
+    """(apply, loss) over [theta, loss parameters] for joint SGD."""
+    def apply(trainable, non_trainable, x, training):
+      outputs, state = self.apply(trainable[:num_student], non_trainable, x,
+                                  training)
+      return (outputs, trainable[num_student:]), state
+
+    def loss(y, outputs_and_parameters):
+      outputs, parameters = outputs_and_parameters
+      fixed = [v.value for v in loss_layer.non_trainable_variables]
+      return loss_layer.stateless_call(parameters, fixed, y, outputs)[0]
+    return apply, loss
 
 
 class TeachingRound:
@@ -109,10 +134,11 @@ class TeachingRound:
         self._train_loss, b))
     if self.baseline is not None:
       self._baseline = tf.function(lambda b: self.baseline.plain_steps(
-          task.baseline_loss, b))
+          task.baseline_loss, b, task.baseline_loss_layer()))
     if baseline_only:  # Method "baseline": the student learns from the task's
       self._baseline_only = tf.function(  # hand-designed loss only.
-          lambda b: self.student.plain_steps(task.baseline_loss, b))
+          lambda b: self.student.plain_steps(task.baseline_loss, b,
+                                             task.baseline_loss_layer()))
 
   def total_traces(self):
     """Traces of all compiled pieces so far (a round that traced is slow)."""

@@ -105,6 +105,7 @@ class Trainer:
       self.dln = self.task.build_dln()
       dln_lib.check_scalar_loss(
           self.dln, *self.task.dummy_batch(self.student))
+      self.task.baseline_loss(*self.task.dummy_batch(self.student))  # Builds it.
       self.baseline = None
       if train_baseline:
         self.baseline = keras.models.clone_model(self.student)
@@ -130,6 +131,9 @@ class Trainer:
                       skipped_updates=self.skipped_updates)
     if self.baseline is not None:
       trackables["baseline"] = self.baseline
+    if self.task.baseline_loss_layer() is not None:
+      trackables["baseline_loss"] = list(
+          self.task.baseline_loss_layer().variables)
     self.checkpoint = tf.train.Checkpoint(**trackables)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self.model_dir, "checkpoints"),

@@ -4,6 +4,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import baselines
 from l2t_tf import config
 from l2t_tf import errors
 from l2t_tf import dln as dln_lib
@@ -63,6 +64,20 @@ class TeachingLoopTest(tf.test.TestCase):
     self.assertNotIn("baseline_test_accuracy", results)
     self.assertGreater(results["test_accuracy"], 0.1)
     self.assertEqual(results["traces"], 0)
+
+
+  def test_learnable_baseline_loss_parameters_are_trained(self):
+    """Barron's adaptive loss: its shape/scale take SGD steps too."""
+    loss = baselines.adaptive_robust_loss()
+    trainer = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
+                               teacher_epochs=1, task=lib.tiny_task(
+                                   baseline_loss=loss))
+    before = [v.numpy() for v in loss.trainable_variables]
+    self.assertNotEmpty(before)
+    trainer.run()
+    for v, b in zip(loss.trainable_variables, before):
+      self.assertNotAllClose(v, b)
+      self.assertTrue(np.all(np.isfinite(v.numpy())))
 
 
 class BadInputTest(tf.test.TestCase):

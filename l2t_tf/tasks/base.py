@@ -54,6 +54,14 @@ class Task(abc.ABC):
     """The hand-designed loss of the CE baseline student."""
     return hypergradient.sparse_cross_entropy(y, outputs)
 
+  def baseline_loss_layer(self):
+    """The baseline loss as a Keras layer if it has learnable parameters.
+
+    Such parameters (e.g. the shape and scale of Barron's adaptive robust
+    loss) are trained by SGD together with the student; None if there are none.
+    """
+    return None
+
   def preprocess_train(self, x, y, seed):
     """Training-time augmentation with a stateless `seed` ([2] int); default none."""
     del seed

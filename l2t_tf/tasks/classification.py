@@ -11,6 +11,7 @@ augmentation (`preprocess_train`, stateless from a seed) and the evaluation
 preprocessing, which this task forwards as its Task hooks.
 """
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -94,6 +95,12 @@ class ClassificationTask(base.Task):
     """(y, outputs) of a zero batch shaped like preprocessed examples."""
     x, y = classification_data.zeros_batch(self.data, batch_size, self.dtype)
     return y, student(x, training=False)
+
+  def baseline_loss_layer(self):
+    loss = self._baseline_loss
+    if isinstance(loss, keras.layers.Layer) and loss.trainable_variables:
+      return loss
+    return None
 
   def baseline_loss(self, y, outputs):
     """The hand-designed loss (CE by default; issue 5's baselines by gin)."""

@@ -1,0 +1,93 @@
+r"""Times L2T-DLN teacher rounds of PSPNet; prints one JSON line.
+
+  python tools/benchmark_segmentation.py --crop=473 --depth=50   # the paper
+  python tools/benchmark_segmentation.py --crop=32 --depth=14 --width=8
+
+One teacher round (stages I-III of Algorithm 1 with N unrolled student steps
+per stage, batch 2 / validation batch 8 as in the paper) of the segmentation
+task (`SegmentationTask` losses: DLN(p, y) + 0.4 DLN(aux_p, y), validation
+CE + 0.4 CE, label 255 ignored) on random VOC-shaped data, timed after a
+warm-up round (tracing excluded). Output keys: round_s (median), trace_s
+(first round minus round_s), peak_rss_mb (peak resident memory of this
+process, which includes the graph's activations), traces.
+"""
+import functools
+import json
+import os
+import resource
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import keras
+import numpy as np
+import tensorflow as tf
+
+from l2t_tf import dln_updaters
+from l2t_tf import hypergradient
+from l2t_tf import teaching_round
+from l2t_tf.students import pspnet
+from l2t_tf.tasks import segmentation
+
+flags.DEFINE_integer("crop", 473, "Crop size (square input of the student).")
+flags.DEFINE_integer("depth", 50,
+                     f"Backbone depth, one of {sorted(pspnet.BLOCKS)}.")
+flags.DEFINE_integer("width", 64, "First-stage channels of the backbone.")
+flags.DEFINE_integer("unroll", 2, "N, student steps per stage.")
+flags.DEFINE_integer("batch_size", 2, "Training batch size.")
+flags.DEFINE_integer("val_batch_size", 8, "Validation batch size.")
+flags.DEFINE_integer("rounds", 3, "Timed rounds (after one warm-up round).")
+flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES,
+                  "Hypergradient mode.")
+FLAGS = flags.FLAGS
+
+
+def _batches(rng, *shape):
+  """Random normalised images and labels in 0..20 with 10 % ignore (255)."""
+  c = FLAGS.crop
+  x = rng.normal(size=shape + (c, c, 3)).astype(np.float32)
+  y = rng.integers(0, 21, size=shape + (c, c)).astype(np.int32)
+  y[rng.random(y.shape) < 0.1] = 255
+  return tf.constant(x), tf.constant(y)
+
+
+def main(argv):
+  del argv
+  keras.utils.set_random_seed(0)
+  rng = np.random.default_rng(0)
+  student_fn = functools.partial(pspnet.pspnet, depth=FLAGS.depth,
+                                 width=FLAGS.width)
+  task = segmentation.SegmentationTask(student=student_fn,
+                                       crop_size=FLAGS.crop)
+  student, dln = task.build_student(), task.build_dln()
+  updater = dln_updaters.TeacherUpdater()
+  updater.build(dln.trainable_variables)
+  rounds = teaching_round.TeachingRound(
+      tf.distribute.get_strategy(), task, student, dln, updater, 0.1,
+      FLAGS.mode)
+  n, times = FLAGS.unroll, []
+  for _ in range(FLAGS.rounds + 1):
+    train = _batches(rng, 2, n, FLAGS.batch_size)
+    val = _batches(rng, FLAGS.val_batch_size)
+    start = time.perf_counter()
+    metrics = rounds(train, val)
+    times.append(time.perf_counter() - start)
+  round_s = statistics.median(times[1:])
+  print(json.dumps({
+      "crop": FLAGS.crop, "depth": FLAGS.depth, "width": FLAGS.width,
+      "unroll": n, "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
+      "val_batch_size": FLAGS.val_batch_size,
+      "student_params": student.count_params(),
+      "round_s": round(round_s, 3), "trace_s": round(times[0] - round_s, 2),
+      "peak_rss_mb": round(resource.getrusage(
+          resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+      "traces": rounds.trace_count,
+      "skipped_updates": metrics["skipped_updates"],
+  }))
+
+
+if __name__ == "__main__":
+  app.run(main)
