@@ -144,28 +144,18 @@ def sgd_steps(apply_fn, trainable, non_trainable, loss_fn, batches,
 
 def _unrolled(apply_fn, trainable, non_trainable, train_loss, validation_loss,
               batches, validation_batch, learning_rate, wrt):
-  n = _num_steps(batches)
-
-  def step(t, theta, state, loss_sum):
-    grads, loss, state = student_gradient(apply_fn, theta, state, train_loss,
-                                          _step_batch(batches, t))
-    return (_sgd(theta, grads, learning_rate), state,
-            loss_sum + tf.cast(loss, loss_sum.dtype))
-
-  loss_dtype = trainable[0].dtype
   with tf.GradientTape() as outer:
     # The outer tape records the whole loop (a while loop keeps the graph,
     # and so the tracing time, independent of N; its gradient accumulates
     # every step's intermediates like a Python-unrolled loop would).
-    theta, state, loss_sum = _loop(
-        0, n, 1, step,
-        (list(trainable), list(non_trainable), tf.zeros([], loss_dtype)))
+    theta, state, train_loss_mean = sgd_steps(
+        apply_fn, trainable, non_trainable, train_loss, batches,
+        learning_rate)
     error = _validation_error(apply_fn, theta, state, validation_loss,
                               validation_batch)
   gradients = outer.gradient(error, wrt,
                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
-  return Unroll(gradients, error, theta, state,
-                loss_sum / tf.cast(n, loss_dtype))
+  return Unroll(gradients, error, theta, state, train_loss_mean)
 
 
 def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,

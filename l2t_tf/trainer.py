@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 
 from absl import logging
@@ -33,6 +34,7 @@ import tqdm
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
+from l2t_tf import strategy as strategy_lib
 from l2t_tf import teaching_round
 from l2t_tf.data import splits
 
@@ -105,17 +107,19 @@ class Trainer:
       self.dln = self.task.build_dln()
       dln_lib.check_scalar_loss(
           self.dln, *self.task.dummy_batch(self.student))
-      self.task.baseline_loss(*self.task.dummy_batch(self.student))  # Builds it.
+      self.task.baseline_loss_layer()  # Builds a learnable loss in scope.
       self.baseline = None
       if train_baseline:
         self.baseline = keras.models.clone_model(self.student)
         self.baseline.set_weights(self.student.get_weights())
       self.updater = updater() if isinstance(updater, type) else updater
       self.updater.build(self.dln.trainable_variables)
-      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-      self.round_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-      self.rounds_done = tf.Variable(0, dtype=tf.int64, trainable=False)
-      self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False)
+    # Counters, kept by Python on every worker: plain (not mirrored)
+    # variables, so that int(counter) works under any strategy.
+    self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.round_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.rounds_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False)
     self.round = teaching_round.TeachingRound(
         self.strategy, self.task, self.student, self.dln, self.updater,
         learning_rate, mode, stage3, self.baseline,
@@ -135,9 +139,20 @@ class Trainer:
       trackables["baseline_loss"] = list(
           self.task.baseline_loss_layer().variables)
     self.checkpoint = tf.train.Checkpoint(**trackables)
+    # Multi-worker: every worker saves (a collective), the chief into
+    # model_dir, the others into a temporary directory deleted after saving.
+    self.is_chief = strategy_lib.is_chief(self.strategy)
+    self.multi_worker = strategy_lib.is_multi_worker(self.strategy)
+    self.checkpoint_dir = os.path.join(self.model_dir, "checkpoints")
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(self.model_dir, "checkpoints"),
-        max_to_keep=3)
+        self.checkpoint, self.checkpoint_dir if self.is_chief else
+        self._temporary_dir(), max_to_keep=3)
+
+  def _temporary_dir(self):
+    """Where a non-chief worker saves (deleted after each save)."""
+    index = strategy_lib.worker_index(self.strategy)
+    return os.path.join(tempfile.gettempdir(),
+                        f"l2t_worker{index}_{os.getpid()}")
 
   def checkpoint_variables(self):
     """Every variable the checkpoint holds, in construction order."""
@@ -173,15 +188,24 @@ class Trainer:
   # ---- loop -------------------------------------------------------------
   def restore(self):
     """Restores the latest checkpoint if any; returns True if it did."""
-    path = self.manager.restore_or_initialize()
+    path = tf.train.latest_checkpoint(self.checkpoint_dir)  # The chief's.
     if path:
+      self.checkpoint.restore(path)
       logging.info("Resumed from %s (epoch %d, round %d).", path,
                    int(self.epoch), int(self.round_in_epoch))
+    if self.multi_worker:
+      strategy_lib.check_same_on_all_workers(
+          self.strategy, self.rounds_done,
+          f"the rounds done in {self.checkpoint_dir} (model_dir must be on a "
+          f"file system that every worker shares)")
     return bool(path)
 
   def save(self):
-    """Checkpoint + history of everything done so far."""
+    """Checkpoint + history of everything done so far (history: chief)."""
     path = self.manager.save(checkpoint_number=int(self.rounds_done))
+    if not self.is_chief:
+      tf.io.gfile.rmtree(self.manager.directory)
+      return None
     self._save_history()
     logging.info("Saved checkpoint %s.", path)
     return path
@@ -191,17 +215,28 @@ class Trainer:
     self.restore()
     self.resumed_from_round = int(self.rounds_done)
     os.makedirs(self.model_dir, exist_ok=True)
-    writer = tf.summary.create_file_writer(
-        os.path.join(self.model_dir, "tensorboard"))
+    writer = (tf.summary.create_file_writer(
+        os.path.join(self.model_dir, "tensorboard")) if self.is_chief else
+              tf.summary.create_noop_writer())
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     self.history = history = self._load_history()
     try:
       with writer.as_default():
         self._loop(history)
     except (KeyboardInterrupt, Interrupted):
+      if self.multi_worker:  # Saving is collective; peers may be gone.
+        logging.warning("Interrupted: the job resumes from the last "
+                        "checkpoint in %s.", self.checkpoint_dir)
+        raise
       logging.warning("Interrupted: saving the last completed round.")
       self.save()
       raise
+    except strategy_lib.COLLECTIVE_ERRORS as e:
+      if not self.multi_worker:
+        raise
+      raise strategy_lib.WorkerLost(
+          e, self.strategy, tf.train.latest_checkpoint(
+              self.checkpoint_dir)) from e
     finally:
       signal.signal(signal.SIGTERM, previous)
     return self._results(history)
@@ -213,7 +248,7 @@ class Trainer:
       data, rounds = self.epoch_rounds(epoch)
       done = int(self.round_in_epoch)
       bar = tqdm.tqdm(total=rounds, initial=done, file=sys.stderr,
-                      disable=not self.progress,
+                      disable=not (self.progress and self.is_chief),
                       desc=f"teacher epoch {epoch + 1}/{self.teacher_epochs}")
       for train_batches, validation_batch in data.skip(done):
         if not first_round_checked:

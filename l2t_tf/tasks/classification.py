@@ -97,10 +97,14 @@ class ClassificationTask(base.Task):
     return y, student(x, training=False)
 
   def baseline_loss_layer(self):
+    """The baseline loss if it is a Keras layer with weights (built here)."""
     loss = self._baseline_loss
-    if isinstance(loss, keras.layers.Layer) and loss.trainable_variables:
-      return loss
-    return None
+    if not isinstance(loss, keras.layers.Layer):
+      return None
+    if not loss.built:  # Build on a dummy batch (inside the strategy scope).
+      loss(tf.zeros([2], tf.int32),
+           tf.zeros([2, self.data.num_classes], self.dtype or "float32"))
+    return loss if loss.trainable_variables else None
 
   def baseline_loss(self, y, outputs):
     """The hand-designed loss (CE by default; issue 5's baselines by gin)."""
