@@ -12,11 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 import l2t_tf
+import trainer_testlib as lib
 
 TINY = ["Trainer.unroll_length = 2", "Trainer.teacher_epochs = 2",
         "Trainer.rounds_per_epoch = 3", "Trainer.batch_size = 10",
         "Trainer.validation_batch_size = 50",
-        "Trainer.checkpoint_every_rounds = 100",
+        "Trainer.checkpoint_every_rounds = 1",
         "digits_cnn.widths = (4, 8, 8)"]
 
 
@@ -28,8 +29,8 @@ def _command(model_dir, bindings):
 
 class MainTest(tf.test.TestCase):
 
-  def test_ctrl_c_then_resume_then_results(self):
-    model_dir = os.path.join(self.get_temp_dir(), "run")
+  def _start_and_wait(self, model_dir, progress_pattern):
+    """Starts main; returns (process, stderr chunks) once stderr matches."""
     proc = subprocess.Popen(_command(model_dir, TINY), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     stderr = []
@@ -37,11 +38,17 @@ class MainTest(tf.test.TestCase):
         target=lambda: stderr.extend(iter(lambda: proc.stderr.read(64), "")))
     reader.start()
     deadline = time.time() + 300
-    # Wait for the progress bar to show a finished round, then press Ctrl-C.
-    while not re.search(r"\| [1-9]/3 \[", "".join(stderr)):
+    while not re.search(progress_pattern, "".join(stderr)):
       self.assertIsNone(proc.poll(), "".join(stderr)[-3000:])
       self.assertLess(time.time(), deadline)
-      time.sleep(0.2)
+      time.sleep(0.1)
+    return proc, stderr, reader
+
+  def test_ctrl_c_and_kill_then_resume_to_the_uninterrupted_result(self):
+    model_dir = os.path.join(self.get_temp_dir(), "run")
+    # 1. Ctrl-C after the first round: saved, exit 130, resumable.
+    proc, stderr, reader = self._start_and_wait(
+        model_dir, r"epoch 1/2:.*\| [1-9]/3 \[")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     reader.join()
@@ -49,27 +56,41 @@ class MainTest(tf.test.TestCase):
     self.assertIn("Run the same command again to resume", "".join(stderr))
     self.assertNotEmpty(tf.io.gfile.glob(
         os.path.join(model_dir, "checkpoints", "ckpt-*.index")))
-
+    # 2. The same command resumes; SIGKILL it (no chance to save) in epoch 2.
+    proc, stderr, reader = self._start_and_wait(
+        model_dir, r"epoch 2/2:.*\| [1-9]/3 \[")
+    proc.kill()
+    proc.wait(timeout=60)
+    reader.join()
+    # 3. Again: it resumes from the last checkpoint and finishes.
     out = subprocess.run(_command(model_dir, TINY), capture_output=True,
                          text=True, timeout=600)
     self.assertEqual(out.returncode, 0, out.stderr[-3000:])
     results = json.loads(out.stdout.strip().splitlines()[-1])
-    self.assertGreaterEqual(results["resumed_from_round"], 1)
+    self.assertGreaterEqual(results["resumed_from_round"], 4)
     self.assertEqual(results["rounds_done"], 6)
     self.assertEqual(results["teacher_epochs_done"], 2)
     for key in ("test_accuracy", "baseline_test_accuracy", "model_dir",
                 "dln_export_path", "median_round_time_s"):
       self.assertIn(key, results)
-    self.assertBetween(results["test_accuracy"], 0.0, 1.0)
     with open(os.path.join(model_dir, "results.json")) as f:
       self.assertEqual(json.load(f)["rounds_done"], 6)
     self.assertTrue(os.path.exists(
         os.path.join(model_dir, "operative_config.gin")))
     self.assertNotEmpty(tf.io.gfile.glob(
         os.path.join(model_dir, "tensorboard", "events.out.tfevents.*")))
+    # 4. Same result as an uninterrupted run of the same configuration.
+    straight = lib.tiny_trainer(os.path.join(self.get_temp_dir(), "straight"),
+                                eval_batch_size=500)
+    expected = straight.run()
+    self.assertAllClose(results["test_accuracy"], expected["test_accuracy"])
+    self.assertAllClose(results["baseline_test_accuracy"],
+                        expected["baseline_test_accuracy"])
     loss = l2t_tf.load_dln(results["dln_export_path"])
-    value = loss(np.array([1, 2]), np.random.normal(size=(2, 10)))
-    self.assertTrue(np.isfinite(float(value)))
+    logits = np.random.default_rng(0).normal(size=(4, 10)).astype(np.float32)
+    labels = np.array([1, 2, 3, 4])
+    self.assertAllClose(loss(labels, logits), straight.dln(labels, logits),
+                        rtol=1e-5)
 
   def test_bad_binding_is_named_without_traceback(self):
     out = subprocess.run(
