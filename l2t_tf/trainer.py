@@ -34,6 +34,7 @@ import tqdm
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
+from l2t_tf import loss_surface
 from l2t_tf import strategy as strategy_lib
 from l2t_tf import teaching_round
 from l2t_tf.data import splits
@@ -243,6 +244,8 @@ class Trainer:
 
   def _loop(self, history):
     first_round_checked = False
+    if int(self.rounds_done) == 0 and self.method == "l2t_dln":
+      self._snapshot_dln(0)
     while int(self.epoch) < self.teacher_epochs:
       epoch = int(self.epoch)
       data, rounds = self.epoch_rounds(epoch)
@@ -287,6 +290,15 @@ class Trainer:
     if not metrics["traced"]:  # Time per round without tracing (Table 5).
       history["round_time_s"].append(metrics["round_time_s"])
 
+  def _snapshot_dln(self, epoch):
+    """Figure 3: DLN weights (and a TensorBoard contour) per teacher epoch."""
+    if not isinstance(self.dln, dln_lib.PairwiseDLN):
+      return
+    loss_surface.save_snapshot(self.dln, self.model_dir, epoch)
+    png = loss_surface.contour_png(self.dln, f"DLN, teacher epoch {epoch}")
+    tf.summary.image("dln_surface", tf.image.decode_png(png)[None],
+                     step=epoch)
+
   def _end_epoch(self, epoch, history):
     entry = {"epoch": epoch + 1, "rounds_done": int(self.rounds_done)}
     entry.update(self.task.evaluate(self.student, self.test_data))
@@ -294,9 +306,10 @@ class Trainer:
       for k, v in self.task.evaluate(self.baseline, self.test_data).items():
         entry[f"baseline_{k}"] = v
     for name, value in entry.items():
-      if name != "epoch":
+      if name != "epoch" and np.ndim(value) == 0:
         tf.summary.scalar(f"epoch/{name}", value, step=epoch + 1)
     history["epochs"].append(entry)
+    self._snapshot_dln(epoch + 1)
     logging.info("Teacher epoch %d: %s", epoch + 1, entry)
     self.epoch.assign_add(1)
     self.round_in_epoch.assign(0)
