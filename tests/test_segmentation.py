@@ -64,6 +64,21 @@ class MetricsTest(tf.test.TestCase):
       self.assertAllEqual(predicted, (image[..., 0] <= 0).astype(int))
 
 
+class DLNPixelStrideTest(tf.test.TestCase):
+
+  def test_strided_dln_sees_the_grid_pixels_only(self):
+    task = segmentation.SegmentationTask(dln_pixel_stride=2, crop_size=8)
+    dln = task.build_dln()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 21, size=(2, 8, 8))
+    main, aux = rng.normal(size=(2, 2, 8, 8, 21)).astype(np.float32)
+    expected = (dln(y[:, ::2, ::2], main[:, ::2, ::2]) +
+                0.4 * dln(y[:, ::2, ::2], aux[:, ::2, ::2]))
+    self.assertAllClose(task.student_loss(dln, y, [main, aux]), expected)
+    with self.assertRaisesRegex(ValueError, "dln_pixel_stride"):
+      segmentation.SegmentationTask(dln_pixel_stride=0)
+
+
 class PSPNetTest(tf.test.TestCase):
 
   def test_outputs_and_interpolation(self):

@@ -68,7 +68,18 @@ class SegmentationTask(base.Task):
   def __init__(self, student=pspnet.pspnet, dln=dln_lib.classification_dln,
                crop_size=473, scale_range=(0.5, 2.0), data_dir=None,
                manual_dir=None, aux_weight=AUX_WEIGHT, eval_stride_ratio=2 / 3,
-               num_overlays=3, dtype=None):
+               num_overlays=3, dln_pixel_stride=1, dtype=None):
+    """See the class docstring; `dln_pixel_stride` is a memory lever.
+
+    dln_pixel_stride: apply the DLN to every s-th pixel of every s-th row
+      (a regular grid, s^2 fewer DLN rows and activations; 1 = every pixel,
+      the paper). The per-pixel DLN dominates the memory of the unrolled
+      graph at 473 x 473; the validation error always uses every pixel.
+    """
+    if int(dln_pixel_stride) < 1:
+      raise errors.UserError(f"SegmentationTask.dln_pixel_stride must be >= 1, "
+                             f"got {dln_pixel_stride}.")
+    self.dln_pixel_stride = int(dln_pixel_stride)
     self.student_fn, self.dln_fn, self.dtype = student, dln, dtype
     self.crop_size = int(crop_size)
     self.scale_range = tuple(float(s) for s in scale_range)
@@ -92,6 +103,10 @@ class SegmentationTask(base.Task):
 
   def student_loss(self, dln, y, outputs):
     """DLN(p, y) + 0.4 DLN(aux_p, y), per pixel, 255 ignored."""
+    s = self.dln_pixel_stride
+    if s > 1:
+      y = y[:, ::s, ::s]
+      outputs = [o[:, ::s, ::s] for o in outputs]
     return self._weighted(dln, y, outputs)
 
   def validation_error(self, y, outputs):
