@@ -43,7 +43,8 @@ def plot(panels, title, surface_path, contour_path):
   fig.suptitle(title)
   fig.savefig(surface_path, dpi=90, bbox_inches="tight")
   plt.close(fig)
-  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8),
+                           layout="constrained")
   for ax, (epoch, (p_true, p_wrong, loss)) in zip(axes, panels):
     filled = ax.contourf(p_true, p_wrong, loss, levels=20, cmap="viridis")
     fig.colorbar(filled, ax=ax)
