@@ -39,6 +39,8 @@ flags.DEFINE_integer("width", 64, "First-stage channels of the backbone.")
 flags.DEFINE_integer("unroll", 2, "N, student steps per stage.")
 flags.DEFINE_integer("batch_size", 2, "Training batch size.")
 flags.DEFINE_integer("val_batch_size", 8, "Validation batch size.")
+flags.DEFINE_integer("dln_pixel_stride", 1,
+                     "Apply the DLN to every s-th pixel (memory lever).")
 flags.DEFINE_integer("rounds", 3, "Timed rounds (after one warm-up round).")
 flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES,
                   "Hypergradient mode.")
@@ -60,8 +62,9 @@ def main(argv):
   rng = np.random.default_rng(0)
   student_fn = functools.partial(pspnet.pspnet, depth=FLAGS.depth,
                                  width=FLAGS.width)
-  task = segmentation.SegmentationTask(student=student_fn,
-                                       crop_size=FLAGS.crop)
+  task = segmentation.SegmentationTask(
+      student=student_fn, crop_size=FLAGS.crop,
+      dln_pixel_stride=FLAGS.dln_pixel_stride)
   student, dln = task.build_student(), task.build_dln()
   updater = dln_updaters.TeacherUpdater()
   updater.build(dln.trainable_variables)
@@ -79,6 +82,7 @@ def main(argv):
   print(json.dumps({
       "crop": FLAGS.crop, "depth": FLAGS.depth, "width": FLAGS.width,
       "unroll": n, "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
+      "dln_pixel_stride": FLAGS.dln_pixel_stride,
       "val_batch_size": FLAGS.val_batch_size,
       "student_params": student.count_params(),
       "round_s": round(round_s, 3), "trace_s": round(times[0] - round_s, 2),
