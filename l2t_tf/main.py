@@ -4,7 +4,9 @@ r"""Runs an L2T-DLN experiment from gin files.
   python -m l2t_tf.main --gin_file=gin_configs/digits_l2t_dln.gin \
       --gin_bindings='Trainer.unroll_length = 10'
 
-The last line on stdout is one JSON object with the results.
+The last line on stdout is one JSON object with the results. Several
+workers (`get_strategy.name = 'multi_worker'`, cluster in TF_CONFIG; see
+`l2t_tf.launch`) run this same command; only the chief prints the results.
 """
 import json
 import logging
@@ -18,12 +20,20 @@ from absl import flags
 import gin
 
 from l2t_tf import config
+from l2t_tf import strategy as strategy_lib
 from l2t_tf import train_eval as train_eval_lib
+from l2t_tf import trainer as trainer_lib
 
 flags.DEFINE_multi_string("gin_file", [], "Gin files to parse, in order.")
 flags.DEFINE_multi_string("gin_bindings", [],
                           "Gin bindings, e.g. 'Trainer.unroll_length = 5'.")
 FLAGS = flags.FLAGS
+
+
+def _without_gin_context(error):
+  """gin appends "In call to configurable ..." lines: context, not news."""
+  return "\n".join(line for line in str(error).splitlines()
+                   if not line.strip().startswith("In call to"))
 
 
 def main(argv):
@@ -35,15 +45,20 @@ def main(argv):
                  FLAGS.gin_bindings)
     results = train_eval_lib.train_eval()
   except config.UserError as e:
-    # gin appends "In call to configurable ..." lines: context, not news.
-    message = "\n".join(line for line in str(e).splitlines()
-                        if not line.strip().startswith("In call to"))
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {_without_gin_context(e)}\n")
     sys.exit(2)
-  except KeyboardInterrupt:
-    sys.stderr.write("Interrupted; the last completed round is checkpointed. "
+  except strategy_lib.WorkerLost as e:
+    sys.stderr.write(f"error: {_without_gin_context(e)}\n")
+    sys.exit(3)
+  except (KeyboardInterrupt, trainer_lib.Interrupted):
+    saved = ("the last completed round is checkpointed"
+             if "TF_CONFIG" not in os.environ else
+             "the workers resume from the last checkpoint")
+    sys.stderr.write(f"Interrupted; {saved}. "
                      "Run the same command again to resume.\n")
     sys.exit(130)
+  if results.get("worker", 0):
+    return  # The chief (worker 0) prints the results.
   summary = {k: v for k, v in results.items() if k != "history"}
   print(json.dumps(summary, sort_keys=True))
 

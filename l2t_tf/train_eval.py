@@ -4,11 +4,15 @@
 resumes from `model_dir` if a checkpoint is there), exports the learned DLN
 as a SavedModel, writes `results.json` and the operative gin config into
 `model_dir`, and returns the results dict (printed by `main.py` as the last
-stdout line).
+stdout line). With several workers only the chief writes files and logs; the
+others export into a temporary directory they delete (saving is collective).
 """
 import json
 import os
+import shutil
+import tempfile
 
+from absl import logging
 import gin
 import tensorflow as tf
 
@@ -25,20 +29,39 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
                task=classification.ClassificationTask,
                strategy=strategy_lib.get_strategy, extra_results=None):
   """Runs L2T-DLN on `task` in `model_dir`; returns the results dict."""
-  distribution = strategy() if callable(strategy) else strategy
+  distribution = strategy() if callable(strategy) else strategy  # First op.
+  chief = strategy_lib.is_chief(distribution)
+  if not chief:
+    logging.set_verbosity(logging.WARNING)  # Logs from the chief only.
   task = task() if isinstance(task, type) else task
   tf.io.gfile.makedirs(model_dir)
   trainer = trainer_lib.Trainer(task, model_dir, distribution)
   # Written once everything is bound (after the Trainer read its bindings).
-  with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"),
-                         "w") as f:
-    f.write(gin.operative_config_str())
+  if chief:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"),
+                           "w") as f:
+      f.write(gin.operative_config_str())
   results = trainer.run()
-  path = export.export_dln(trainer.dln, os.path.join(model_dir, "dln_export"),
-                           {"task": task.name})
+  path = _export(trainer.dln, model_dir, task.name, chief)
   results.update(dln_export_path=os.path.abspath(path),
-                 model_dir=os.path.abspath(model_dir), task=task.name)
+                 model_dir=os.path.abspath(model_dir), task=task.name,
+                 worker=strategy_lib.worker_index(distribution))
   results.update(extra_results or {})
-  with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
+  if chief:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:
+      json.dump(results, f, indent=1)
   return results
+
+
+def _export(dln, model_dir, task_name, chief):
+  """Exports the DLN on every worker; keeps the chief's copy only."""
+  if chief:
+    return export.export_dln(dln, os.path.join(model_dir, "dln_export"),
+                             {"task": task_name})
+  scratch = tempfile.mkdtemp(prefix="l2t_dln_export_")
+  try:
+    export.export_dln(dln, os.path.join(scratch, "dln_export"),
+                      {"task": task_name})
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  return os.path.join(model_dir, "dln_export")  # Where the chief wrote it.

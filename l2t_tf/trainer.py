@@ -292,7 +292,7 @@ class Trainer:
 
   def _snapshot_dln(self, epoch):
     """Figure 3: DLN weights (and a TensorBoard contour) per teacher epoch."""
-    if not isinstance(self.dln, dln_lib.PairwiseDLN):
+    if not self.is_chief or not isinstance(self.dln, dln_lib.PairwiseDLN):
       return
     loss_surface.save_snapshot(self.dln, self.model_dir, epoch)
     png = loss_surface.contour_png(self.dln, f"DLN, teacher epoch {epoch}")
