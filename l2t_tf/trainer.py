@@ -11,8 +11,10 @@ so that every run carries its own comparison.
 
 Everything a run has learned lives in one `tf.train.Checkpoint` (students,
 DLN, teacher, its LSTM state, optimiser slots, the position in the data and
-the counters) written every `checkpoint_every_rounds` rounds, at the end of
-every teacher epoch and when the run is interrupted (Ctrl-C, SIGTERM). The
+the counters) written every `checkpoint_every_rounds` rounds (default 1, so a
+crash loses at most the round it happened in; raise it for large students),
+at the end of every teacher epoch and when the run is interrupted (Ctrl-C,
+SIGTERM). The
 data position is exact: a resumed run rebuilds the epoch's data from the seed
 and skips the rounds already done, so it ends where an uninterrupted run ends.
 """
@@ -77,7 +79,7 @@ class Trainer:
                validation_batch_size=100, student_learning_rate=0.1,
                hypergradient_mode="unrolled", stage3="paper",
                updater=dln_updaters.TeacherUpdater, train_baseline=True,
-               rounds_per_epoch=None, checkpoint_every_rounds=20, seed=0,
+               rounds_per_epoch=None, checkpoint_every_rounds=1, seed=0,
                max_rounds=None, eval_batch_size=500, progress=True,
                method="l2t_dln"):
     if method not in METHODS:
