@@ -16,6 +16,9 @@ setuptools.setup(
         "tensorboard",
         "tensorflow-datasets>=4.9",
         "keras-cv>=0.9",
+        # Darknet-53 of the YOLOv3 student (keras-cv's maintained successor;
+        # builds offline with random weights, presets are never fetched).
+        "keras-hub>=0.32,<0.33",
         "absl-py",
         "gin-config>=0.5",
         # The embedded default data set (digits) ships with scikit-learn.
@@ -26,6 +29,8 @@ setuptools.setup(
         "matplotlib",
         # Progress bars on stderr.
         "tqdm",
+        # COCO mAP is computed with the reference implementation (COCOeval).
+        "pycocotools",
         # VOC/SBD segmentation data: SBD masks are .mat files, VOC masks
         # palette PNGs.
         "scipy",
@@ -33,7 +38,5 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=7", "psutil"],
-        # COCO mAP (issue 7) is computed with the reference implementation.
-        "coco": ["pycocotools"],
     },
 )

@@ -22,7 +22,9 @@ from l2t_tf.students import digits_cnn  # pylint: disable=unused-import
 from l2t_tf.students import pspnet  # pylint: disable=unused-import
 from l2t_tf.students import nasnet  # pylint: disable=unused-import
 from l2t_tf.students import wide_resnet  # pylint: disable=unused-import
+from l2t_tf.students import yolov3  # pylint: disable=unused-import
 from l2t_tf.tasks import classification  # pylint: disable=unused-import
+from l2t_tf.tasks import detection  # pylint: disable=unused-import
 from l2t_tf.tasks import segmentation  # pylint: disable=unused-import
 
 from l2t_tf import hypergradient
