@@ -83,8 +83,11 @@ def _loop(start, stop, step, body, loop_vars):
       loop_vars = body(tf.constant(t), *loop_vars)
     return loop_vars
   cond = (lambda t, *_: t < stop) if step > 0 else (lambda t, *_: t > stop)
-  return tf.while_loop(cond, lambda t, *v: (t + step,) + tuple(body(t, *v)),
-                       (start,) + tuple(loop_vars), parallel_iterations=1)[1:]
+  static = all(isinstance(b, int) for b in (start, stop))
+  return tf.while_loop(  # XLA (jit_compile) needs maximum_iterations.
+      cond, lambda t, *v: (t + step,) + tuple(body(t, *v)),
+      (start,) + tuple(loop_vars), parallel_iterations=1,
+      maximum_iterations=(stop - start) // step if static else None)[1:]
 
 
 def _num_steps(batches):

@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import gin
+import tensorflow as tf
 
 from l2t_tf import config
 from l2t_tf import strategy as strategy_lib
@@ -50,6 +51,15 @@ def main(argv):
   except strategy_lib.WorkerLost as e:
     sys.stderr.write(f"error: {_without_gin_context(e)}\n")
     sys.exit(3)
+  except tf.errors.AlreadyExistsError as e:
+    # A TensorFlow graph-optimiser (grappler) bug on the gradient of the
+    # unrolled while loop with large students (TF issues 23780, 38906).
+    sys.stderr.write(
+        f"error: {e.message.splitlines()[0]}\nThis is a known TensorFlow "
+        "bug in differentiating the unrolled loop of a large student; use "
+        "--gin_bindings=\"Trainer.hypergradient_mode = 'reverse'\" (exact "
+        "too, memory flat in N). The last completed round is checkpointed.\n")
+    sys.exit(4)
   except (KeyboardInterrupt, trainer_lib.Interrupted):
     saved = ("the last completed round is checkpointed"
              if "TF_CONFIG" not in os.environ else
