@@ -26,6 +26,7 @@ from l2t_tf.students import yolov3
 from l2t_tf.tasks import detection
 from l2t_tf.tasks import detection_metrics
 from l2t_tf.tasks import yolo_loss
+import gradcheck
 
 import fake_coco  # pylint: disable=g-bad-import-order
 
@@ -270,16 +271,9 @@ class HypergradientTest(tf.test.TestCase):
           dln.trainable_variables)
 
     analytic_grads = unroll().gradients
-    direction = [rng.normal(size=v.shape) for v in dln.trainable_variables]
-    original = [v.numpy() for v in dln.trainable_variables]
-    errors_at, eps = [], 1e-6
-    for sign in (1.0, -1.0):
-      for v, w, d in zip(dln.trainable_variables, original, direction):
-        v.assign(w + sign * eps * d)
-      errors_at.append(float(unroll().validation_error))
-    finite_difference = (errors_at[0] - errors_at[1]) / (2 * eps)
-    analytic = sum(float(np.sum(g.numpy() * d))
-                   for g, d in zip(analytic_grads, direction))
+    analytic, finite_difference = gradcheck.directional_check(
+        dln.trainable_variables, lambda: unroll().validation_error,
+        analytic_grads, eps=1e-6)
     self.assertGreater(abs(analytic), 1e-4)
     self.assertAllClose(analytic, finite_difference, rtol=1e-5)
     self.assertTrue(all(np.all(g.numpy() != 0) for g in analytic_grads))

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import hypergradient
+import gradcheck
 
 LR = 0.5
 
@@ -66,20 +67,10 @@ class HypergradientTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(
         error, _validation_error_after_steps(student, dln, batches, val),
         rtol=1e-10)
-    rng = np.random.default_rng(2)
-    direction = [rng.normal(size=v.shape) for v in dln.trainable_variables]
-    original = [v.numpy() for v in dln.trainable_variables]
-    eps = 1e-5
-    errors = []
-    for sign in (1.0, -1.0):
-      for v, w, d in zip(dln.trainable_variables, original, direction):
-        v.assign(w + sign * eps * d)
-      errors.append(_validation_error_after_steps(student, dln, batches, val))
-    for v, w in zip(dln.trainable_variables, original):
-      v.assign(w)
-    finite_difference = (errors[0] - errors[1]) / (2 * eps)
-    analytic = sum(float(np.sum(g.numpy() * d))
-                   for g, d in zip(grads, direction))
+    analytic, finite_difference = gradcheck.directional_check(
+        dln.trainable_variables,
+        lambda: _validation_error_after_steps(student, dln, batches, val),
+        grads, eps=1e-5, seed=2)
     self.assertLess(abs(analytic - finite_difference),
                     1e-6 * abs(finite_difference))
 

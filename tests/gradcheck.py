@@ -1,0 +1,27 @@
+"""Central finite differences of a scalar function of variables, for tests."""
+import numpy as np
+
+
+def directional_check(variables, value_fn, gradients, eps, seed=0):
+  """(analytic, finite difference) of value_fn along a random direction.
+
+  Args:
+    variables: variables the gradients are taken with respect to.
+    value_fn: () -> float, evaluated at the variables' current values.
+    gradients: d value_fn / d variables, shaped like `variables`.
+    eps: step of the central difference.
+    seed: seed of the random direction.
+  """
+  rng = np.random.default_rng(seed)
+  direction = [rng.normal(size=v.shape) for v in variables]
+  original = [v.numpy() for v in variables]
+  values = []
+  for sign in (1.0, -1.0):
+    for v, w, d in zip(variables, original, direction):
+      v.assign(w + sign * eps * d)
+    values.append(float(value_fn()))
+  for v, w in zip(variables, original):
+    v.assign(w)
+  analytic = sum(float(np.sum(np.asarray(g) * d))
+                 for g, d in zip(gradients, direction))
+  return analytic, (values[0] - values[1]) / (2 * eps)
