@@ -27,6 +27,7 @@ from l2t_tf.tasks import detection
 from l2t_tf.tasks import detection_metrics
 from l2t_tf.tasks import yolo_loss
 import gradcheck
+import trainer_testlib
 
 import fake_coco  # pylint: disable=g-bad-import-order
 
@@ -279,16 +280,6 @@ class HypergradientTest(tf.test.TestCase):
     self.assertTrue(all(np.all(g.numpy() != 0) for g in analytic_grads))
 
 
-class _SpyTrainer(train_eval_lib.trainer_lib.Trainer):
-  """The real Trainer, keeping its initial DLN weights for comparison."""
-  instances = []
-
-  def __init__(self, *args, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.initial_dln = [v.numpy() for v in self.dln.trainable_variables]
-    _SpyTrainer.instances.append(self)
-
-
 class EndToEndTest(tf.test.TestCase):
 
   def test_yolov3_coco_gin_trains_and_reports_coco_map(self):
@@ -313,12 +304,12 @@ class EndToEndTest(tf.test.TestCase):
         "Trainer.eval_batch_size = 4", "Trainer.progress = False"])
     summarize = mock.Mock(wraps=cocoeval.COCOeval.summarize)
     with mock.patch.object(train_eval_lib.trainer_lib, "Trainer",
-                           _SpyTrainer), \
+                           trainer_testlib.SpyTrainer), \
         mock.patch.object(cocoeval.COCOeval, "summarize",
                           lambda self: summarize(self)):
       results = train_eval_lib.train_eval()
     gin.clear_config()
-    trainer = _SpyTrainer.instances[-1]
+    trainer = trainer_testlib.SpyTrainer.instances[-1]
     with open(os.path.join(model_dir, "results.json")) as f:
       saved = json.load(f)
     self.assertEqual(results["rounds_done"], 2)

@@ -24,6 +24,7 @@ from l2t_tf.students import pspnet
 from l2t_tf.tasks import segmentation
 from l2t_tf.tasks import segmentation_metrics as metrics_lib
 import gradcheck
+import trainer_testlib
 
 import fake_voc_sbd  # pylint: disable=g-bad-import-order
 
@@ -263,16 +264,6 @@ class GinTest(tf.test.TestCase):
     self.assertEqual(gin.query_parameter("Trainer.validation_batch_size"), 8)
 
 
-class _SpyTrainer(train_eval_lib.trainer_lib.Trainer):
-  """The real Trainer, keeping its initial DLN weights for comparison."""
-  instances = []
-
-  def __init__(self, *args, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.initial_dln = [v.numpy() for v in self.dln.trainable_variables]
-    _SpyTrainer.instances.append(self)
-
-
 class EndToEndTest(tf.test.TestCase):
 
   def test_pspnet_voc_gin_trains_and_reports_miou(self):
@@ -290,9 +281,9 @@ class EndToEndTest(tf.test.TestCase):
         "Trainer.validation_batch_size = 2", "Trainer.train_baseline = False",
         "Trainer.progress = False"])
     with mock.patch.object(train_eval_lib.trainer_lib, "Trainer",
-                           _SpyTrainer):
+                           trainer_testlib.SpyTrainer):
       results = train_eval_lib.train_eval()
-    trainer = _SpyTrainer.instances[-1]
+    trainer = trainer_testlib.SpyTrainer.instances[-1]
     with open(os.path.join(model_dir, "results.json")) as f:
       saved = json.load(f)
     self.assertEqual(results["rounds_done"], 2)

@@ -40,3 +40,17 @@ def tiny_trainer(model_dir, task=None, strategy=None, **overrides):
 def state_of(trainer):
   """All learned values: students, DLN, teacher, LSTM state, counters."""
   return [v.numpy() for v in trainer.checkpoint_variables()]
+
+
+class SpyTrainer(trainer_lib.Trainer):
+  """The real Trainer, keeping its initial DLN weights for comparison.
+
+  Patch it in for `l2t_tf.train_eval.trainer_lib.Trainer`; the last one built
+  is `SpyTrainer.instances[-1]`.
+  """
+  instances = []
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.initial_dln = [v.numpy() for v in self.dln.trainable_variables]
+    SpyTrainer.instances.append(self)
