@@ -23,7 +23,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 
 from absl import logging
 import gin
@@ -329,8 +328,6 @@ class Trainer:
       history = json.load(f)
     # Keep only what the restored checkpoint has seen.
     history["epochs"] = history["epochs"][:int(self.epoch)]
-    history["round_time_s"] = history["round_time_s"][:int(self.rounds_done)]
-    # (Rounds that traced are not timed, so this keeps at most what is due.)
     return history
 
   def _save_history(self):
