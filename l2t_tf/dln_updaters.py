@@ -51,15 +51,24 @@ class DLNUpdater(tf.Module):
 
   `learns_in_stage3` tells the teaching round whether stage III must compute
   the hypergradient de_2/dphi_1 for `learn`; if False, stage III is N plain
-  student steps.
+  student steps. `needs_hypergradient = False` (a controller that only looks
+  at the validation metric, e.g. ALA) makes stage I N plain steps too, and
+  `apply` then receives `hypergradients=None`.
+
+  `apply` also receives an `observation`: a dict of scalar tensors about the
+  student after stage I, "validation_error" (e_1), "train_loss" (mean
+  stage-I loss), "progress" (rounds done / rounds planned, in [0, 1]) and,
+  without a hypergradient, "validation_metric" (the task's error metric, e.g.
+  the 0-1 error of classification). Updaters that do not need it ignore it.
   """
   learns_in_stage3 = False
+  needs_hypergradient = True
 
   def build(self, dln_variables):
     """Creates state (slots, LSTM state); call inside the strategy scope."""
     raise NotImplementedError
 
-  def apply(self, dln_variables, hypergradients):
+  def apply(self, dln_variables, hypergradients, observation=None):
     """phi <- update(phi, de_1/dphi). Returns (context, metrics dict)."""
     raise NotImplementedError
 
@@ -84,7 +93,8 @@ class OptimizerUpdater(DLNUpdater):
   def build(self, dln_variables):
     self.optimizer.build(dln_variables)
 
-  def apply(self, dln_variables, hypergradients):
+  def apply(self, dln_variables, hypergradients, observation=None):
+    del observation
     self.optimizer.apply(hypergradients, dln_variables)
     return (), {"dln_step_norm": tf.constant(0.0)}
 
@@ -124,7 +134,8 @@ class TeacherUpdater(DLNUpdater):
   def _read_state(self):
     return [[tf.convert_to_tensor(v) for v in pair] for pair in self.state]
 
-  def apply(self, dln_variables, hypergradients):
+  def apply(self, dln_variables, hypergradients, observation=None):
+    del observation
     gradient = tf.stop_gradient(flatten(hypergradients))
     old_state = self._read_state()
     step, new_state = self.teacher(gradient, old_state)

@@ -132,6 +132,7 @@ class TeachingRound:
     self._learn = tf.function(self.updater.learn)
     self._plain = tf.function(lambda b: self.student.plain_steps(
         self._train_loss, b))
+    self._observe = tf.function(self._observe_stage)
     if self.baseline is not None:
       self._baseline = tf.function(lambda b: self.baseline.plain_steps(
           task.baseline_loss, b, task.baseline_loss_layer()))
@@ -143,8 +144,8 @@ class TeachingRound:
   def total_traces(self):
     """Traces of all compiled pieces so far (a round that traced is slow)."""
     functions = [getattr(self, name, None) for name in (
-        "_stage1", "_stage3", "_apply", "_learn", "_plain", "_baseline",
-        "_baseline_only")]
+        "_stage1", "_stage3", "_apply", "_learn", "_plain", "_observe",
+        "_baseline", "_baseline_only")]
     return sum(f.experimental_get_tracing_count() for f in functions if f)
 
   def _train_loss(self, y, outputs):
@@ -174,11 +175,30 @@ class TeachingRound:
             "validation_error": reduce(result["validation_error"]),
             "train_loss": reduce(result["train_loss"])}
 
-  def _apply_update(self, gradients):
-    return self.updater.apply(self.dln.trainable_variables, gradients)
+  def _observe_stage(self, batches, validation_batch):
+    """Stage I without hypergradient: N plain steps, then e_1 and the metric."""
+    train_loss = self.student.plain_steps(self._train_loss, batches)
 
-  def __call__(self, train_batches, validation_batch):
-    """Runs one round. train_batches: (xs, ys) [2, N, B, ...]. Returns metrics."""
+    def replica_fn(validation_batch):
+      x, y = _shard(validation_batch, 0)
+      theta, state = self.student.weights()
+      outputs, _ = self.student.apply(theta, state, x, False)
+      return (self.task.validation_error(y, outputs),
+              self.task.validation_metric(y, outputs))
+    error, metric = self.strategy.run(replica_fn, (validation_batch,))
+    reduce = lambda t: self.strategy.reduce(MEAN, t, axis=None)
+    return {"validation_error": reduce(error), "train_loss": train_loss,
+            "validation_metric": reduce(metric)}
+
+  def _apply_update(self, gradients, observation):
+    return self.updater.apply(self.dln.trainable_variables, gradients,
+                              observation)
+
+  def __call__(self, train_batches, validation_batch, progress=0.0):
+    """Runs one round. train_batches: (xs, ys) [2, N, B, ...]. Returns metrics.
+
+    `progress` (rounds done / rounds planned) is passed on to the updater.
+    """
     start = time.perf_counter()
     first = tf.nest.map_structure(lambda t: t[0], train_batches)
     second = (first if self.stage3 == "release" else
@@ -188,12 +208,20 @@ class TeachingRound:
       return {"train_loss": sum(losses) / 2, "skipped_updates": 0,
               "round_time_s": time.perf_counter() - start}
     metrics, skipped = {}, 0
-    s1 = self._stage1(first, validation_batch)
-    metrics.update(e1=s1["validation_error"], train_loss=s1["train_loss"],
-                   hypergradient_norm=s1["hypergradient_norm"])
-    updated = bool(s1["finite"])
+    if self.updater.needs_hypergradient:
+      s1 = self._stage1(first, validation_batch)
+      metrics["hypergradient_norm"] = s1["hypergradient_norm"]
+      updated = bool(s1["finite"])
+    else:
+      s1, updated = self._observe(first, validation_batch), True
+      s1["gradients"] = None
+      metrics["validation_metric"] = s1["validation_metric"]
+    metrics.update(e1=s1["validation_error"], train_loss=s1["train_loss"])
     if updated:
-      context, update_metrics = self._apply(s1["gradients"])
+      observation = {k: s1[k] for k in s1 if k not in ("gradients", "finite",
+                                                        "hypergradient_norm")}
+      observation["progress"] = tf.constant(float(progress))
+      context, update_metrics = self._apply(s1["gradients"], observation)
       metrics.update(update_metrics)
     else:
       skipped += 1

@@ -179,8 +179,8 @@ class Trainer:
           f"{self.batch_size} and validation_batch_size="
           f"{self.validation_batch_size}.")
     rounds = n_val // self.validation_batch_size
-    if self.rounds_per_epoch:
-      rounds = min(rounds, int(self.rounds_per_epoch))
+    if self.rounds_per_epoch:  # More than n_val // Bv reuses validation
+      rounds = int(self.rounds_per_epoch)  # batches (see round_batches).
     data = splits.round_batches(
         train, val, self.unroll_length, self.batch_size,
         self.validation_batch_size, self.seed, epoch, self.task.shuffle_buffer,
@@ -250,6 +250,7 @@ class Trainer:
     while int(self.epoch) < self.teacher_epochs:
       epoch = int(self.epoch)
       data, rounds = self.epoch_rounds(epoch)
+      total_rounds = max(rounds * self.teacher_epochs, 1)  # For `progress`.
       done = int(self.round_in_epoch)
       bar = tqdm.tqdm(total=rounds, initial=done, file=sys.stderr,
                       disable=not (self.progress and self.is_chief),
@@ -259,7 +260,8 @@ class Trainer:
           self.task.check_labels(self.student, train_batches[1])
           first_round_checked = True
         traces = self.round.total_traces()
-        metrics = self.round(train_batches, validation_batch)
+        metrics = self.round(train_batches, validation_batch,
+                             progress=int(self.rounds_done) / total_rounds)
         metrics["traced"] = float(self.round.total_traces() > traces)
         self._count_round(metrics)
         self._summarise(metrics, history)

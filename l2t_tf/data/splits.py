@@ -35,9 +35,10 @@ def round_batches(train_part, validation_part, unroll_length, batch_size,
 
   One element per round: 2N training batches (stage I and stage III) and one
   validation batch (e_1 and e_2, as in the authors' release). The training
-  part is reshuffled and repeated as often as needed; the number of rounds in
-  an epoch is the number of full validation batches. Deterministic in
-  (seed, epoch); augmentation gets a stateless per-example seed.
+  part is reshuffled and repeated as often as needed; so is the validation
+  part (its first pass is unchanged by the repetition), so the caller decides
+  how many rounds an epoch has with `take`. Deterministic in (seed, epoch);
+  augmentation gets a stateless per-example seed.
   """
   shuffle_seed = seed * 1000 + epoch
   train = train_part.shuffle(shuffle_buffer, seed=shuffle_seed).repeat()
@@ -53,5 +54,5 @@ def round_batches(train_part, validation_part, unroll_length, batch_size,
   if preprocess_eval is not None:
     val = val.map(preprocess_eval, num_parallel_calls=tf.data.AUTOTUNE,
                   deterministic=True)
-  val = val.batch(validation_batch_size, drop_remainder=True)
+  val = val.batch(validation_batch_size, drop_remainder=True).repeat()
   return tf.data.Dataset.zip((train, val)).prefetch(tf.data.AUTOTUNE)

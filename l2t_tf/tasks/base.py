@@ -50,6 +50,10 @@ class Task(abc.ABC):
     """e_val: cross-entropy on logits by default."""
     return hypergradient.sparse_cross_entropy(y, outputs)
 
+  def validation_metric(self, y, outputs):
+    """The error metric a controller watches (ALA); e_val unless overridden."""
+    return self.validation_error(y, outputs)
+
   def baseline_loss(self, y, outputs):
     """The hand-designed loss of the CE baseline student."""
     return hypergradient.sparse_cross_entropy(y, outputs)

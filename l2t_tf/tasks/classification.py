@@ -106,6 +106,11 @@ class ClassificationTask(base.Task):
            tf.zeros([2, self.data.num_classes], self.dtype or "float32"))
     return loss if loss.trainable_variables else None
 
+  def validation_metric(self, y, outputs):
+    """0-1 error of the logits `outputs` [B, C] on int labels `y` [B]."""
+    correct = tf.equal(tf.argmax(outputs, -1, output_type=y.dtype), y)
+    return 1.0 - tf.reduce_mean(tf.cast(correct, outputs.dtype))
+
   def baseline_loss(self, y, outputs):
     """The hand-designed loss (CE by default; issue 5's baselines by gin)."""
     return self._baseline_loss(y, outputs)
