@@ -1,6 +1,7 @@
 r"""Times L2T-DLN teacher rounds of PSPNet; prints one JSON line.
 
-  python tools/benchmark_segmentation.py --crop=473 --depth=50   # the paper
+  python tools/benchmark_segmentation.py --crop=473 --depth=50 \
+      --mode=reverse --rematerialize --dln_pixel_stride=8   # the paper's size
   python tools/benchmark_segmentation.py --crop=32 --depth=14 --width=8
 
 One teacher round (stages I-III of Algorithm 1 with N unrolled student steps
@@ -41,6 +42,8 @@ flags.DEFINE_integer("batch_size", 2, "Training batch size.")
 flags.DEFINE_integer("val_batch_size", 8, "Validation batch size.")
 flags.DEFINE_integer("dln_pixel_stride", 1,
                      "Apply the DLN to every s-th pixel (memory lever).")
+flags.DEFINE_bool("rematerialize", False,
+                  "Recompute backbone blocks in backward passes (memory lever).")
 flags.DEFINE_integer("rounds", 3, "Timed rounds (after one warm-up round).")
 flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES,
                   "Hypergradient mode.")
@@ -61,7 +64,8 @@ def main(argv):
   keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
   student_fn = functools.partial(pspnet.pspnet, depth=FLAGS.depth,
-                                 width=FLAGS.width)
+                                 width=FLAGS.width,
+                                 rematerialize=FLAGS.rematerialize)
   task = segmentation.SegmentationTask(
       student=student_fn, crop_size=FLAGS.crop,
       dln_pixel_stride=FLAGS.dln_pixel_stride)
@@ -83,6 +87,7 @@ def main(argv):
       "crop": FLAGS.crop, "depth": FLAGS.depth, "width": FLAGS.width,
       "unroll": n, "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
       "dln_pixel_stride": FLAGS.dln_pixel_stride,
+      "rematerialize": FLAGS.rematerialize,
       "val_batch_size": FLAGS.val_batch_size,
       "student_params": student.count_params(),
       "round_s": round(round_s, 3), "trace_s": round(times[0] - round_s, 2),

@@ -14,10 +14,16 @@ Resizing and adaptive pooling are written as products with constant
 interpolation matrices: `tf.image.resize` has no second derivative (its
 gradient's gradient is silently None), which the hypergradient needs.
 
+`rematerialize=True` wraps the stem and every bottleneck block in
+`remat.Rematerialized`: only block boundaries are kept, in the gradient and
+in the hypergradient's Hessian-vector products (the memory lever for
+473 x 473 crops; same values, about twice the compute).
+
 Layer names follow `keras.applications.ResNet50/101`, so ImageNet weights in
 that format load from a local file (`backbone_weights`); conv biases of that
 file are folded into the BatchNorm moving means. Nothing is downloaded.
 """
+import functools
 import os
 
 import gin
@@ -26,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import errors
+from l2t_tf.students import remat
 
 # Bottleneck blocks per residual stage (conv2..conv5). 14 is a tiny test net.
 BLOCKS = {14: (1, 1, 1, 1), 26: (2, 2, 2, 2), 50: (3, 4, 6, 3),
@@ -117,8 +124,8 @@ def _bottleneck(x, filters, strides, dilation, name, dtype):
   return keras.layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
 
 
-def dilated_resnet(x, depth, width, dtype):
-  """Output-stride-8 ResNet; returns (conv4 features, conv5 features)."""
+def _stem(x, width, dtype):
+  """7x7/2 conv-BN-ReLU and 3x3/2 max pooling (output stride 4)."""
   x = keras.layers.ZeroPadding2D(3, name="conv1_pad", dtype=dtype)(x)
   x = keras.layers.Conv2D(width, 7, strides=2, use_bias=False,
                           kernel_initializer="he_normal", name="conv1_conv",
@@ -127,18 +134,45 @@ def dilated_resnet(x, depth, width, dtype):
                                       dtype=dtype)(x)
   x = keras.layers.ReLU(name="conv1_relu", dtype=dtype)(x)
   x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
-  x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool",
-                                dtype=dtype)(x)
+  return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool",
+                                   dtype=dtype)(x)
+
+
+def _maybe_remat(build, x, name, dtype, rematerialize):
+  """build(x) inline, or as a sub-model wrapped in `remat.Rematerialized`."""
+  if not rematerialize:
+    return build(x)
+  inputs = keras.Input(tuple(x.shape[1:]), dtype=dtype)
+  block = keras.Model(inputs, build(inputs), name=name)
+  return remat.Rematerialized(block, name=f"{name}_remat", dtype=dtype)(x)
+
+
+def dilated_resnet(x, depth, width, dtype, rematerialize=False):
+  """Output-stride-8 ResNet; returns (conv4 features, conv5 features)."""
+  x = _maybe_remat(lambda t: _stem(t, width, dtype), x, "conv1", dtype,
+                   rematerialize)
   # (stride, dilation) of conv2..conv5: output stride 8 (paper Sec. 3.3).
   plan = ((1, 1), (2, 1), (1, 2), (1, 4))
   features = []
   for stage, (blocks, (strides, dilation)) in enumerate(
       zip(BLOCKS[depth], plan)):
     for block in range(blocks):
-      x = _bottleneck(x, width * 2**stage, strides if block == 0 else 1,
-                      dilation, f"conv{stage + 2}_block{block + 1}", dtype)
+      name = f"conv{stage + 2}_block{block + 1}"
+      build = functools.partial(
+          _bottleneck, filters=width * 2**stage,
+          strides=strides if block == 0 else 1, dilation=dilation, name=name,
+          dtype=dtype)
+      x = _maybe_remat(build, x, name, dtype, rematerialize)
     features.append(x)
   return features[2], features[3]
+
+
+def _layer(model, name):
+  """The layer called `name` in `model` or in one of its sub-models."""
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if layer.name == name:
+      return layer
+  raise ValueError(f"no layer {name!r} in {model.name}")
 
 
 def pyramid_pooling(x, bins, dtype):
@@ -182,15 +216,16 @@ def load_backbone_weights(model, path, depth, width):
     if not layer.name.endswith("_conv"):
       continue
     kernel, bias = layer.get_weights()
-    model.get_layer(layer.name).set_weights([kernel])
-    bn = model.get_layer(layer.name[:-len("_conv")] + "_bn")
+    _layer(model, layer.name).set_weights([kernel])
+    bn = _layer(model, layer.name[:-len("_conv")] + "_bn")
     gamma, beta, mean, var = reference.get_layer(bn.name).get_weights()
     bn.set_weights([gamma, beta, mean - bias, var])  # BN(conv + b) folded.
 
 
 @gin.configurable
 def pspnet(input_shape=(473, 473, 3), num_classes=21, depth=50, width=64,
-           bins=(1, 2, 3, 6), dropout=0.1, backbone_weights=None, dtype=None):
+           bins=(1, 2, 3, 6), dropout=0.1, backbone_weights=None,
+           rematerialize=False, dtype=None):
   """PSPNet returning [main_logits, aux_logits], each [B, H, W, classes].
 
   Args:
@@ -202,13 +237,15 @@ def pspnet(input_shape=(473, 473, 3), num_classes=21, depth=50, width=64,
     bins: pyramid pooling bin sizes.
     dropout: dropout rate before both classifiers.
     backbone_weights: optional local keras.applications ResNet weight file.
+    rematerialize: recompute the backbone's blocks in the backward passes
+      (first and second order) instead of storing their activations.
     dtype: Keras dtype policy of every layer.
   """
   if depth not in BLOCKS:
     raise errors.UserError(f"pspnet.depth must be one of {sorted(BLOCKS)}, "
                            f"got {depth}.")
   inputs = keras.Input(input_shape, dtype=dtype)
-  conv4, conv5 = dilated_resnet(inputs, depth, width, dtype)
+  conv4, conv5 = dilated_resnet(inputs, depth, width, dtype, rematerialize)
   size = tuple(input_shape[:2])
   main = _head(pyramid_pooling(conv5, bins, dtype), width * 8, num_classes,
                dropout, size, "main", dtype)
