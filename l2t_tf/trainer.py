@@ -3,7 +3,9 @@
 Paper Algorithm 1 over `teacher_epochs` epochs. At every epoch the training
 set is split again into the student's training part and the teacher's
 validation part (`data.splits`); an epoch has one round per validation batch
-(as the authors' release), each round consuming 2N training batches.
+(as the authors' release; `rounds_per_validation_batch` rounds per batch if
+set, `rounds_per_epoch` rounds if set), each round consuming 2N training
+batches.
 
 A CE baseline student with the same initial weights is trained on exactly the
 same batches in the same order (one SGD step per step of the taught student)
@@ -80,7 +82,7 @@ class Trainer:
                updater=dln_updaters.TeacherUpdater, train_baseline=True,
                rounds_per_epoch=None, checkpoint_every_rounds=1, seed=0,
                max_rounds=None, eval_batch_size=500, progress=True,
-               method="l2t_dln"):
+               method="l2t_dln", rounds_per_validation_batch=1):
     if method not in METHODS:
       raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
                              f"{method!r}.")
@@ -93,6 +95,10 @@ class Trainer:
     self.validation_ratio, self.seed = float(validation_ratio), int(seed)
     self.batch_size, self.validation_batch_size = batch_size, validation_batch_size
     self.rounds_per_epoch, self.max_rounds = rounds_per_epoch, max_rounds
+    self.rounds_per_validation_batch = int(rounds_per_validation_batch)
+    if self.rounds_per_validation_batch < 1:
+      raise errors.UserError(f"rounds_per_validation_batch must be >= 1, got "
+                             f"{rounds_per_validation_batch}.")
     self.checkpoint_every_rounds = checkpoint_every_rounds
     self.eval_batch_size, self.progress = eval_batch_size, progress
     self.train_data, self.train_size = task.training_set()
@@ -178,13 +184,15 @@ class Trainer:
           f"and {n_val} validation examples; need at least batch_size="
           f"{self.batch_size} and validation_batch_size="
           f"{self.validation_batch_size}.")
-    rounds = n_val // self.validation_batch_size
+    rounds = (n_val // self.validation_batch_size *
+              self.rounds_per_validation_batch)
     if self.rounds_per_epoch:  # More than n_val // Bv reuses validation
       rounds = int(self.rounds_per_epoch)  # batches (see round_batches).
     data = splits.round_batches(
         train, val, self.unroll_length, self.batch_size,
         self.validation_batch_size, self.seed, epoch, self.task.shuffle_buffer,
-        self.task.preprocess_train, self.task.preprocess_eval)
+        self.task.preprocess_train, self.task.preprocess_eval,
+        self.rounds_per_validation_batch)
     return data.take(rounds), rounds
 
   # ---- loop -------------------------------------------------------------

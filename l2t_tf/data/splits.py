@@ -30,14 +30,18 @@ def split(dataset, size, validation_ratio, seed, epoch):
 
 def round_batches(train_part, validation_part, unroll_length, batch_size,
                   validation_batch_size, seed, epoch, shuffle_buffer,
-                  preprocess=None, preprocess_eval=None):
+                  preprocess=None, preprocess_eval=None,
+                  rounds_per_validation_batch=1):
   """Dataset of teaching rounds: ((xs, ys) [2, N, B, ...], (xv, yv) [Bv, ...]).
 
   One element per round: 2N training batches (stage I and stage III) and one
   validation batch (e_1 and e_2, as in the authors' release). The training
   part is reshuffled and repeated as often as needed; so is the validation
   part (its first pass is unchanged by the repetition), so the caller decides
-  how many rounds an epoch has with `take`. Deterministic in (seed, epoch);
+  how many rounds an epoch has with `take`. Each validation batch serves
+  `rounds_per_validation_batch` consecutive rounds (a short unroll, e.g. the
+  N = 1 of L2T-DLF, then consumes the training data of a longer one with the
+  same validation batches). Deterministic in (seed, epoch);
   augmentation gets a stateless per-example seed.
   """
   shuffle_seed = seed * 1000 + epoch
@@ -54,5 +58,11 @@ def round_batches(train_part, validation_part, unroll_length, batch_size,
   if preprocess_eval is not None:
     val = val.map(preprocess_eval, num_parallel_calls=tf.data.AUTOTUNE,
                   deterministic=True)
-  val = val.batch(validation_batch_size, drop_remainder=True).repeat()
+  val = val.batch(validation_batch_size, drop_remainder=True)
+  if rounds_per_validation_batch > 1:
+    repeat = tf.autograph.experimental.do_not_convert(
+        lambda x, y: tf.data.Dataset.from_tensors((x, y)).repeat(
+            rounds_per_validation_batch))
+    val = val.flat_map(repeat)
+  val = val.repeat()
   return tf.data.Dataset.zip((train, val)).prefetch(tf.data.AUTOTUNE)
