@@ -15,17 +15,37 @@ Bind one as `ClassificationTask.baseline_loss` and run `Trainer.method =
     # SLF (our reading of Liu & Lai)
     ClassificationTask.baseline_loss = @stochastic_loss_function()
 
+L2T-DLF and ALA teach a parametric loss, so they take the DLN's place in an
+'l2t_dln' run (keep `Trainer.method = 'l2t_dln'`):
+
+    # L2T-DLF (our reading of Wu et al.): an MLP teacher of the state sets
+    # the loss's (W, b); it learns through one student step
+    ClassificationTask.dln = @dlf_loss
+    Trainer.updater = @DLFTeacherUpdater
+    Trainer.unroll_length = 1
+    Trainer.rounds_per_validation_batch = 10  # = the experiment's N: same budget
+    # ALA (our reading of Huang et al.): a REINFORCE controller moves the
+    # loss's class-pair parameters every 200 student steps
+    ClassificationTask.dln = @ala_loss
+    Trainer.updater = @ALAControllerUpdater
+
 Plain losses are functions `(y_true int [B], logits [B, C]) -> scalar` (no
 parentheses in gin). ARLF and SLF carry trainable parameters, so their
 factories are called (`()`) and return Keras layers with the same call
 signature; a trainer must optimise `loss.trainable_variables` with the
 student (`loss_variables` below), else those parameters stay at their init.
 """
+from l2t_tf.baselines import ala
+from l2t_tf.baselines import l2t_dlf
 from l2t_tf.baselines import large_margin_softmax
 from l2t_tf.baselines import robust_loss
 from l2t_tf.baselines import smooth_01
 from l2t_tf.baselines import stochastic_loss
 
+from l2t_tf.baselines.ala import ala_loss
+from l2t_tf.baselines.ala import ALAControllerUpdater
+from l2t_tf.baselines.l2t_dlf import dlf_loss
+from l2t_tf.baselines.l2t_dlf import DLFTeacherUpdater
 from l2t_tf.baselines.large_margin_softmax import large_margin_softmax_loss
 from l2t_tf.baselines.large_margin_softmax import large_margin_student
 from l2t_tf.baselines.robust_loss import adaptive_robust_loss
