@@ -57,7 +57,9 @@ class DLNUpdater(tf.Module):
 
   `apply` also receives an `observation`: a dict of scalar tensors about the
   student after stage I, "validation_error" (e_1), "train_loss" (mean
-  stage-I loss), "progress" (rounds done / rounds planned, in [0, 1]) and,
+  stage-I loss), "progress" (rounds done / rounds planned, in [0, 1]),
+  "student_steps" (int64, SGD steps the student has taken, stage I's included)
+  and,
   without a hypergradient, "validation_metric" (the task's error metric, e.g.
   the 0-1 error of classification). Updaters that do not need it ignore it.
   """

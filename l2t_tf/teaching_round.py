@@ -194,10 +194,12 @@ class TeachingRound:
     return self.updater.apply(self.dln.trainable_variables, gradients,
                               observation)
 
-  def __call__(self, train_batches, validation_batch, progress=0.0):
+  def __call__(self, train_batches, validation_batch, progress=0.0,
+               student_steps=0):
     """Runs one round. train_batches: (xs, ys) [2, N, B, ...]. Returns metrics.
 
-    `progress` (rounds done / rounds planned) is passed on to the updater.
+    `progress` (rounds done / rounds planned) and `student_steps` (SGD steps
+    the student took before this round) are passed on to the updater.
     """
     start = time.perf_counter()
     first = tf.nest.map_structure(lambda t: t[0], train_batches)
@@ -221,6 +223,8 @@ class TeachingRound:
       observation = {k: s1[k] for k in s1 if k not in ("gradients", "finite",
                                                         "hypergradient_norm")}
       observation["progress"] = tf.constant(float(progress))
+      n = tf.nest.flatten(first)[0].shape[0]  # Stage I's steps are done.
+      observation["student_steps"] = tf.constant(student_steps + n, tf.int64)
       context, update_metrics = self._apply(s1["gradients"], observation)
       metrics.update(update_metrics)
     else:

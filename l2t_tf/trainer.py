@@ -268,8 +268,10 @@ class Trainer:
           self.task.check_labels(self.student, train_batches[1])
           first_round_checked = True
         traces = self.round.total_traces()
-        metrics = self.round(train_batches, validation_batch,
-                             progress=int(self.rounds_done) / total_rounds)
+        metrics = self.round(
+            train_batches, validation_batch,
+            progress=int(self.rounds_done) / total_rounds,
+            student_steps=int(self.rounds_done) * 2 * self.unroll_length)
         metrics["traced"] = float(self.round.total_traces() > traces)
         self._count_round(metrics)
         self._summarise(metrics, history)

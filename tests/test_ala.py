@@ -23,12 +23,21 @@ def _built_loss(num_classes, dtype="float32", squash="sigmoid"):
   return loss
 
 
-def _controller(loss, **kwargs):
+def _controller(loss, unroll_length, **kwargs):
+  """(updater, step): step(observation) is one round's apply, as the teaching
+  round calls it after the first N of every 2N student steps."""
   updater = ala.ALAControllerUpdater(**kwargs)
   updater.build(loss.trainable_variables)
   # As the teaching round does: the DLN variables are read inside.
-  step = tf.function(lambda obs: updater.apply(loss.trainable_variables,
-                                               None, obs))
+  apply = tf.function(lambda obs: updater.apply(loss.trainable_variables,
+                                                None, obs))
+  rounds = []
+
+  def step(observation):
+    observation["student_steps"] = tf.constant(
+        unroll_length + 2 * unroll_length * len(rounds), tf.int64)
+    rounds.append(1)
+    return apply(observation)
   return updater, step
 
 
@@ -200,12 +209,15 @@ class ControllerTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(updater.baseline,
                         decay * (1 - decay) * r1 + (1 - decay) * r2)
 
-  def test_needs_the_ala_loss_and_the_unroll_length(self):
-    with self.assertRaisesRegex(ValueError, "unroll_length"):
-      ala.ALAControllerUpdater()
-    updater = ala.ALAControllerUpdater(unroll_length=2)
+  def test_needs_the_ala_loss_and_the_student_steps(self):
+    updater = ala.ALAControllerUpdater()
     with self.assertRaisesRegex(ValueError, "ala_loss"):
       updater.build([tf.Variable(tf.zeros([3, 4]))])
+    loss = _built_loss(3)
+    updater.build(loss.trainable_variables)
+    observation = _observation(0.5)
+    with self.assertRaisesRegex(ValueError, "student steps"):
+      updater.apply(loss.trainable_variables, None, observation)
 
 
 class TeachingLoopTest(tf.test.TestCase):
@@ -223,7 +235,7 @@ class TeachingLoopTest(tf.test.TestCase):
     task = lib.tiny_task(student=lib.dense_student, dln=ala.ala_loss)
     return lib.tiny_trainer(
         os.path.join(cls.root, name), task=task, train_baseline=False,
-        updater=ala.ALAControllerUpdater(unroll_length=2, every_steps=8),
+        updater=ala.ALAControllerUpdater(every_steps=8),
         **kwargs)
 
   def test_run_moves_phi_and_gives_finite_results(self):

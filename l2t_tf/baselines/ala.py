@@ -64,7 +64,6 @@ Use it as the DLN of an 'l2t_dln' run (the student learns from
 
     ClassificationTask.dln = @ala_loss
     Trainer.updater = @ALAControllerUpdater
-    ALAControllerUpdater.unroll_length = 10   # = Trainer.unroll_length
 
 Name it "ALA (our reading)" in any table.
 """
@@ -146,8 +145,8 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
   """The ALA controller: REINFORCE on class-pair steps of Phi (see module).
 
   No hypergradient: stage I is N plain steps and an evaluation, then `apply`
-  reads observation["validation_metric"] (and "validation_error",
-  "progress"); every `every_steps` student steps it rewards its last action,
+  reads observation["validation_metric"] and "student_steps" (and
+  "validation_error", "progress"); every `every_steps` student steps it rewards its last action,
   takes a policy-gradient step and samples the next action. All its state
   (policy, optimiser slots, the window's metric, the last state and action,
   the step counters, the baseline) is in variables; the actions are drawn
@@ -157,15 +156,13 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
   learns_in_stage3 = False
   needs_hypergradient = False
 
-  def __init__(self, unroll_length=None, every_steps=200, step_size=0.1,
+  def __init__(self, every_steps=200, step_size=0.1,
                hidden_units=(32, 32), optimizer="adam", learning_rate=1e-3,
                reward="sign", metric_discount=0.9, baseline_decay=0.9,
                phi_bounds=(-1.0, 1.0), seed=0):
     """Configures the controller.
 
     Args:
-      unroll_length: N, must equal `Trainer.unroll_length` (a round is 2N
-        student steps); required.
       every_steps: K, student steps between actions (the paper's 200).
       step_size: beta, the size of one action on Phi_ij.
       hidden_units: widths of the policy MLP's hidden layers.
@@ -178,10 +175,6 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
       seed: seed of the policy's initial weights and of the actions.
     """
     super().__init__(name="ala_controller")
-    if unroll_length is None or int(unroll_length) < 1:
-      raise errors.UserError(
-          "ALAControllerUpdater.unroll_length must be set to "
-          f"Trainer.unroll_length (N >= 1), got {unroll_length!r}.")
     if int(every_steps) < 1 or step_size <= 0 or reward not in REWARDS:
       raise errors.UserError(
           f"ALAControllerUpdater: every_steps must be >= 1 (got "
@@ -191,7 +184,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
       raise errors.UserError(
           "ALAControllerUpdater: metric_discount must be in [0, 1] and "
           "baseline_decay in [0, 1).")
-    self.unroll_length, self.every_steps = int(unroll_length), int(every_steps)
+    self.every_steps = int(every_steps)
     self.step_size, self.reward_mode = float(step_size), reward
     self.hidden_units = tuple(int(u) for u in hidden_units)
     self.metric_discount = float(metric_discount)
@@ -234,11 +227,9 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
 
     def state(value, name, dtype=tf.float32):
       return tf.Variable(tf.cast(value, dtype), trainable=False, name=name)
-    n = self.unroll_length
-    self.student_steps = state(n, "student_steps", tf.int64)  # At this call.
-    self.last_action_step = state(n - self.every_steps, "last_action_step",
+    self.last_action_step = state(-self.every_steps, "last_action_step",
                                   tf.int64)  # So that the first call acts.
-    self.last_observation_step = state(n, "last_observation_step", tf.int64)
+    self.last_observation_step = state(0, "last_observation_step", tf.int64)
     self.actions_taken = state(0, "actions_taken", tf.int64)
     self.window_sum = state(0.0, "window_sum")
     self.window_weight = state(0.0, "window_weight")
@@ -273,11 +264,13 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
 
   def apply(self, dln_variables, hypergradients=None, observation=None):
     del hypergradients
-    if observation is None or "validation_metric" not in observation:
+    needed = {"validation_metric", "student_steps"}
+    if observation is None or not needed <= set(observation):
       raise errors.UserError("ALAControllerUpdater needs the validation "
-                             "metric (a teaching round without hypergradient).")
+                             "metric and the student steps (the observation "
+                             "of a teaching round without hypergradient).")
     phi = dln_variables[0]
-    step = tf.convert_to_tensor(self.student_steps)
+    step = tf.cast(observation["student_steps"], tf.int64)
     metric = tf.cast(observation["validation_metric"], tf.float32)
     decay = tf.pow(tf.constant(self.metric_discount, tf.float32), tf.cast(
         step - self.last_observation_step, tf.float32))
@@ -287,7 +280,6 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     act = step - self.last_action_step >= self.every_steps
     acted = tf.cond(act, lambda: self._act(phi, observation, step),
                     lambda: tf.constant(0.0))
-    self.student_steps.assign_add(2 * self.unroll_length)
     offdiag = tf.cast(phi, tf.float32) * self.off_diagonal
     return (), {"ala_acted": acted, "ala_last_reward": tf.identity(
         self.last_reward), "ala_phi_offdiag_abs_mean": tf.reduce_sum(
