@@ -1,7 +1,7 @@
 r"""Times L2T-DLN teacher rounds of PSPNet; prints one JSON line.
 
   python tools/benchmark_segmentation.py --crop=473 --depth=50 \
-      --mode=reverse --rematerialize --dln_pixel_stride=8   # the paper's size
+      --mode=reverse --rematerialize --dln_pixel_stride=8   # pspnet_voc.gin
   python tools/benchmark_segmentation.py --crop=32 --depth=14 --width=8
 
 One teacher round (stages I-III of Algorithm 1 with N unrolled student steps

@@ -58,17 +58,39 @@ def checkpointed(fn):
   return op
 
 
-def _vjp(block, num_weights, non_trainable, training):
-  """Checkpointed (x, *weights, dy) -> [dx, *dweights] of `block`."""
-  def vjp(x, *args):
-    weights, dy = list(args[:num_weights]), args[num_weights]
-    x, *weights = _after([x] + weights, dy)  # Recompute, not reuse, forward.
-    with tf.GradientTape() as tape:
-      tape.watch([x] + weights)
-      y, _ = block.stateless_call(weights, non_trainable, x, training=training)
-    return tape.gradient(y, [x] + weights, output_gradients=dy,
-                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
-  return checkpointed(vjp)
+def rematerialize(fn):
+  """`fn` (tensors -> tensor or list of tensors) rematerialised twice over.
+
+  The returned function computes the same values. Its gradient recomputes
+  `fn` instead of storing its internals, and that gradient (the VJP) is one
+  `checkpointed` op, so a tape recording the backward pass stores only the
+  VJP's inputs and outputs too. `fn` must be deterministic; outputs that do
+  not depend on the inputs (e.g. stopped statistics) get zero gradients.
+  """
+  def call(*inputs):
+    num_inputs = len(inputs)
+
+    def vjp(*args):
+      xs, dys = list(args[:num_inputs]), list(args[num_inputs:])
+      xs = _after(xs, dys[0])  # Recompute, do not reuse, the forward pass.
+      with tf.GradientTape() as tape:
+        tape.watch(xs)
+        ys = tf.nest.flatten(fn(*xs))
+      return tape.gradient(ys, xs, output_gradients=dys,
+                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    vjp = checkpointed(vjp)
+
+    @tf.custom_gradient
+    def forward(*xs):
+      ys = fn(*xs)
+      flat = tf.nest.flatten(ys)
+
+      def grad(*dys):
+        dys = [tf.zeros_like(y) if d is None else d for y, d in zip(flat, dys)]
+        return vjp(*xs, *dys)
+      return ys, grad
+    return forward(*inputs)
+  return call
 
 
 class Rematerialized(keras.layers.Layer):
@@ -89,18 +111,13 @@ class Rematerialized(keras.layers.Layer):
     block = self.block
     weights = [v.value for v in block.trainable_variables]
     non_trainable = [v.value for v in block.non_trainable_variables]
-    vjp = _vjp(block, len(weights), non_trainable, training)
 
-    @tf.custom_gradient
-    def forward(x, *weights):
+    def run(x, *weights):
       y, state = block.stateless_call(list(weights), non_trainable, x,
                                       training=training)
+      return [y] + [tf.stop_gradient(s) for s in state]
 
-      def grad(dy, *unused_state_grads):
-        return vjp(x, *weights, dy)
-      return (y,) + tuple(tf.stop_gradient(s) for s in state), grad
-
-    y, *state = forward(x, *weights)
+    y, *state = rematerialize(run)(x, *weights)
     if training:
       for var, value in zip(block.non_trainable_variables, state):
         var.assign(value)
