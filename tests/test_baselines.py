@@ -282,8 +282,10 @@ class StochasticLossTest(GradientCheck, parameterized.TestCase):
     first = [stochastic_loss.StochasticLoss(seed=3)(y, z) for _ in range(2)]
     self.assertAllClose(first[0], first[1])
     layer = stochastic_loss.StochasticLoss(seed=3, num_selections=8)
-    draws = {float(layer(y, z)) for _ in range(8)}
-    self.assertGreater(len(draws), 1)
+    self.assertAllClose(layer(y, z), layer(y, z))  # Same batch, same draw.
+    batches = [tf.constant([a, b]) for a in range(3) for b in range(3)]
+    draws = {float(layer(batch, z)) for batch in batches}  # Fresh per batch.
+    self.assertGreater(len(draws), 3)
 
   def test_gradients_float64(self):
     y = tf.constant([0, 2])

@@ -94,8 +94,8 @@ class StochasticLoss(keras.layers.Layer):
   """SLF (our reading): Gumbel-selected mixture of base losses; see module.
 
   Call `loss(y_true, logits, gumbel=None, training=True)`: labels int [B],
-  logits [B, C] -> scalar. With training=True fresh Gumbel noise [M, K] is
-  drawn from the layer's seed generator unless `gumbel` is given; with
+  logits [B, C] -> scalar. With training=True Gumbel noise [M, K] is drawn
+  statelessly from (seed, the batch's labels) unless `gumbel` is given; with
   training=False the selection is argmax v (no noise).
   Trainable variable: `selection_logits` [M, K], zeros at init.
   """
@@ -111,26 +111,42 @@ class StochasticLoss(keras.layers.Layer):
           f"and temperature > 0.")
     self.losses_names, self.num_selections = tuple(losses), num_selections
     self.temperature, self.hard = temperature, hard
-    self.seed_generator = keras.random.SeedGenerator(seed)
+    self.seed = 0 if seed is None else int(seed)
 
   def build(self, y_true_shape, logits_shape):
     self.selection_logits = self.add_weight(
         shape=(self.num_selections, len(self.losses_names)),
         initializer="zeros", name="selection_logits")
 
-  def weights_for(self, gumbel=None, training=True):
+  def weights_for(self, gumbel=None, training=True, y_true=None):
     v = tf.convert_to_tensor(self.selection_logits)
     if training and gumbel is None:
-      u = keras.random.uniform(tf.shape(v), minval=1e-20, maxval=1.,
-                               dtype=v.dtype, seed=self.seed_generator)
+      u = tf.random.stateless_uniform(
+          tf.shape(v), self._noise_seed(y_true), minval=1e-20, maxval=1.,
+          dtype=v.dtype)
       gumbel = -tf.math.log(-tf.math.log(u))
     if not training:
       gumbel = None
     return selection_weights(v, gumbel, self.temperature, self.hard)
 
+  def _noise_seed(self, y_true):
+    """[2] int seed: the layer's seed and a fingerprint of the batch's labels.
+
+    The noise is a stateless function of the batch, fresh for every batch
+    and the same when a run is repeated or resumed. (A seed generator's
+    state would be rolled back after every functional student step, giving
+    the same noise at every step.)
+    """
+    fingerprint = tf.zeros([], tf.int64)
+    if y_true is not None:
+      y = tf.reshape(tf.cast(y_true, tf.int64), [-1])
+      positions = tf.range(1, tf.size(y, tf.int64) + 1, dtype=tf.int64)
+      fingerprint = tf.reduce_sum((y + 1) * positions * 7919) % (2**31 - 1)
+    return tf.stack([tf.constant(self.seed, tf.int64), fingerprint])
+
   def call(self, y_true, logits, gumbel=None, training=True):
     return stochastic_loss(y_true, logits,
-                           self.weights_for(gumbel, training),
+                           self.weights_for(gumbel, training, y_true),
                            self.losses_names)
 
 
