@@ -13,9 +13,11 @@ budget for every method, only the loss (and whatever teaches it) differs.
 """
 import argparse
 import os
+import platform
 import shlex
 import subprocess
 import sys
+import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 
@@ -79,10 +81,21 @@ def commands(args):
 def main(argv=None):
   args = parse_args(argv)
   runs, table = commands(args)
+  start = time.time()
   for command in runs + [table]:
     print("$", shlex.join(command), flush=True)
     if not args.dry_run:
       subprocess.run(command, check=True)
+  if args.dry_run:
+    return
+  command = ["python", "tools/compare_methods.py"] + list(
+      sys.argv[1:] if argv is None else argv)
+  with open(args.output + ".md", "a") as f:  # make_table wrote the table.
+    f.write(f"\nMade by `{shlex.join(command)}` in "
+            f"{(time.time() - start) / 60:.1f} minutes on {os.cpu_count()} "
+            f"CPUs ({platform.node()}, {time.strftime('%Y-%m-%d')}); seeds "
+            f"already finished under {args.runs_dir}/ are reused, not "
+            f"rerun.\n")
 
 
 if __name__ == "__main__":
