@@ -1,5 +1,27 @@
-"""Central finite differences of a scalar function of variables, for tests."""
+"""Hypergradient test helpers: a compiled unroll and finite differences."""
 import numpy as np
+import tensorflow as tf
+
+from l2t_tf import hypergradient
+
+
+def compiled_unroll(student, train_loss, validation_loss, batches, validation,
+                    learning_rate, dln, mode="unrolled"):
+  """() -> `hypergradient.Unroll` of `student` at its current weights.
+
+  A `tf.function` of N SGD steps on `train_loss` over `batches` ([N, B, ...]
+  pairs) and e_val = `validation_loss` on `validation`, differentiated with
+  respect to `dln.trainable_variables`; re-reads every variable per call.
+  """
+  @tf.function
+  def unroll():
+    return hypergradient.unroll(
+        hypergradient.stateless_apply(student),
+        [v.value for v in student.trainable_variables],
+        [v.value for v in student.non_trainable_variables], train_loss,
+        validation_loss, batches, validation, learning_rate,
+        dln.trainable_variables, mode)
+  return unroll
 
 
 def directional_check(variables, value_fn, gradients, eps, seed=0):

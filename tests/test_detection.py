@@ -18,7 +18,6 @@ import tensorflow as tf
 
 from l2t_tf import config
 from l2t_tf import errors
-from l2t_tf import hypergradient
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf.data import coco
 from l2t_tf.data import letterbox
@@ -262,14 +261,8 @@ class HypergradientTest(tf.test.TestCase):
     validation_error = lambda y, out: tf.reduce_sum(tf.reduce_mean(
         yolo_loss.loss_terms(y, out, size, classes), 0))
 
-    @tf.function
-    def unroll():
-      return hypergradient.unroll(
-          hypergradient.stateless_apply(head),
-          [v.value for v in head.trainable_variables],
-          [v.value for v in head.non_trainable_variables], dln,
-          validation_error, batches, validation, 0.01,
-          dln.trainable_variables)
+    unroll = gradcheck.compiled_unroll(head, dln, validation_error, batches,
+                                       validation, 0.01, dln)
 
     analytic_grads = unroll().gradients
     analytic, finite_difference = gradcheck.directional_check(

@@ -10,6 +10,8 @@ from l2t_tf.students import pspnet
 from l2t_tf.students import remat
 from l2t_tf.tasks import segmentation
 
+import gradcheck
+
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 
 
@@ -102,17 +104,10 @@ class RematPSPNetTest(tf.test.TestCase):
     validation = (batches[0][0], batches[1][0])
 
     def hypergradient_of(model):
-      @tf.function
-      def run():
-        result = hypergradient.unroll(
-            hypergradient.stateless_apply(model),
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            lambda y, out: task.student_loss(dln, y, out),
-            task.validation_error, batches, validation, 0.1,
-            dln.trainable_variables, "reverse")
-        return result.gradients, result.validation_error
-      return run()
+      result = gradcheck.compiled_unroll(
+          model, lambda y, out: task.student_loss(dln, y, out),
+          task.validation_error, batches, validation, 0.1, dln, "reverse")()
+      return result.gradients, result.validation_error
     results = [hypergradient_of(model) for model in (plain, wrapped)]
     (want, want_error), (got, got_error) = results
     self.assertGreater(float(tf.linalg.global_norm(want)), 1e-4)

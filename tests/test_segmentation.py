@@ -17,7 +17,6 @@ import tensorflow as tf
 from l2t_tf import config
 from l2t_tf import dln as dln_lib
 from l2t_tf import errors
-from l2t_tf import hypergradient
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf.data import voc_sbd
 from l2t_tf.students import pspnet
@@ -144,15 +143,9 @@ class PSPNetTest(tf.test.TestCase):
                tf.constant(labels, tf.int32))
     validation = (batches[0][0], batches[1][0])
 
-    @tf.function
-    def unroll():
-      return hypergradient.unroll(
-          hypergradient.stateless_apply(student),
-          [v.value for v in student.trainable_variables],
-          [v.value for v in student.non_trainable_variables],
-          lambda y, out: task.student_loss(dln, y, out),
-          task.validation_error, batches, validation, 0.1,
-          dln.trainable_variables)
+    unroll = gradcheck.compiled_unroll(
+        student, lambda y, out: task.student_loss(dln, y, out),
+        task.validation_error, batches, validation, 0.1, dln)
 
     analytic_grads = unroll().gradients
     analytic, finite_difference = gradcheck.directional_check(

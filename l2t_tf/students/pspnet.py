@@ -17,7 +17,7 @@ gradient's gradient is silently None), which the hypergradient needs.
 `rematerialize=True` wraps the stem and every bottleneck block in
 `remat.Rematerialized`: only block boundaries are kept, in the gradient and
 in the hypergradient's Hessian-vector products (the memory lever for
-473 x 473 crops; same values, about twice the compute).
+473 x 473 crops; same values; each block's forward runs up to three times).
 
 Layer names follow `keras.applications.ResNet50/101`, so ImageNet weights in
 that format load from a local file (`backbone_weights`); conv biases of that
