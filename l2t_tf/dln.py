@@ -25,7 +25,12 @@ INPUT_MODES = ("sigmoid4", "softmax2")
 
 
 def _kaiming_normal_fan_out(negative_slope):
-  """He et al. (2015) normal init, fan_out mode, gain of LeakyReLU."""
+  """He et al. (2015) normal init, fan_out mode, gain of LeakyReLU.
+
+  Returns a *new* initializer: a Keras 3 initializer instance fixes its seed
+  when it is constructed, so one instance shared by several `add_weight`
+  calls would draw the same numbers for every layer. Call once per weight.
+  """
   return keras.initializers.VarianceScaling(
       scale=2.0 / (1.0 + negative_slope**2), mode="fan_out",
       distribution="untruncated_normal")
@@ -69,11 +74,11 @@ class PairwiseDLN(keras.layers.Layer):
     self.use_bias = bool(use_bias)
     self.ignore_label = ignore_label
     widths = (4 if input_mode == "sigmoid4" else 2,) + self.hidden_units + (1,)
-    init = _kaiming_normal_fan_out(self.negative_slope)
     self.kernels, self.biases = [], []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      self.kernels.append(self.add_weight(
-          shape=(n_in, n_out), initializer=init, name=f"kernel_{i}"))
+      self.kernels.append(self.add_weight(  # One initializer per kernel.
+          shape=(n_in, n_out), name=f"kernel_{i}",
+          initializer=_kaiming_normal_fan_out(self.negative_slope)))
       if self.use_bias:
         self.biases.append(self.add_weight(
             shape=(n_out,), initializer="zeros", name=f"bias_{i}"))

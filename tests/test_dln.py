@@ -48,6 +48,32 @@ class PairwiseDLNTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(shapes, [(4, 40), (40, 40), (40, 40), (40, 40), (40, 1)])
     self.assertEqual(sum(np.prod(s) for s in shapes), 5000)
 
+  @parameterized.parameters(0, 1, 2)
+  def test_kernels_are_drawn_independently(self, seed):
+    """Every kernel is its own kaiming-normal (fan_out) draw (issue 12).
+
+    A shared Keras 3 initializer instance gives every layer the same numbers
+    (kernel_1 == kernel_2, kernel_0 == kernel_1[:4]); the release draws each
+    layer independently with std sqrt(2 / (1 + 0.01^2) / fan_out).
+    """
+    keras.utils.set_random_seed(seed)
+    kernels = [v.numpy() for v in dln_lib.PairwiseDLN().kernels]
+    for a in range(len(kernels)):  # One seed's stream, reshaped, shows up
+      for b in range(a + 1, len(kernels)):  # as correlated flat prefixes.
+        size = min(kernels[a].size, kernels[b].size)  # >= 40 numbers.
+        first, second = kernels[a].ravel()[:size], kernels[b].ravel()[:size]
+        self.assertLess(abs(np.corrcoef(first, second)[0, 1]), 0.6,
+                        f"kernel_{a} and kernel_{b} are correlated")
+    hidden = np.concatenate([k.ravel() for k in kernels[1:4]])
+    expected_std = np.sqrt(2.0 / (1 + 0.01**2) / 40)
+    self.assertAllClose(hidden.std(), expected_std, rtol=0.05)
+    self.assertAllClose(hidden.mean(), 0.0, atol=0.02)
+    self.assertAllClose(kernels[4].std(), np.sqrt(2.0 / (1 + 1e-4)), rtol=0.5)
+    keras.utils.set_random_seed(seed)
+    again = [v.numpy() for v in dln_lib.PairwiseDLN().kernels]
+    for k, k2 in zip(kernels, again):  # Still reproducible from the seed.
+      self.assertAllEqual(k, k2)
+
   def test_ignore_label_per_pixel(self):
     """Pixels labelled 255 contribute nothing; [B, H, W, C] maps work."""
     dln = dln_lib.PairwiseDLN(hidden_units=(5,), ignore_label=255,
