@@ -104,14 +104,20 @@ class PairwiseDLN(keras.layers.Layer):
       features += [tf.ones_like(probs), tf.zeros_like(probs)]
     return tf.stack(features, axis=-1) * wrong[..., None], wrong
 
-  def mlp(self, rows):
-    """The MLP applied to the last axis: [..., F] -> [...]."""
+  def mlp(self, rows, kernels=None, biases=None):
+    """The MLP applied to the last axis: [..., F] -> [...].
+
+    `kernels` / `biases` (tensors shaped like the layer's) replace its own
+    weights, for fitting them functionally (`dln_warm_start`).
+    """
+    kernels = self.kernels if kernels is None else kernels
+    biases = self.biases if biases is None else biases
     x = rows
-    for i, kernel in enumerate(self.kernels):
+    for i, kernel in enumerate(kernels):
       x = tf.tensordot(x, tf.cast(kernel, x.dtype), axes=1)
       if self.use_bias:
-        x = x + tf.cast(self.biases[i], x.dtype)
-      if i < len(self.kernels) - 1:
+        x = x + tf.cast(biases[i], x.dtype)
+      if i < len(kernels) - 1:
         x = tf.nn.leaky_relu(x, alpha=self.negative_slope)
     return x[..., 0]
 

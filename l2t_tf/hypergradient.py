@@ -22,7 +22,9 @@ Two ways, equal to round-off:
 
 BatchNorm runs in training mode during the steps and its moving statistics
 are carried through them as constants (not differentiated, as in Eq. 4-6 and
-the authors' release); the validation error uses inference mode.
+the authors' release). The validation error uses inference mode (moving
+statistics) by default here; `validation_training=True` evaluates it in
+training mode on the validation batch's own statistics, as the release does.
 
 Under a `tf.distribute` strategy, call `unroll` inside `strategy.run`: the
 student gradients of every step are averaged over replicas (all-reduce MEAN,
@@ -121,9 +123,10 @@ def _sgd(trainable, grads, learning_rate):
           for w, g in zip(trainable, grads)]
 
 
-def _validation_error(apply_fn, trainable, non_trainable, loss_fn, batch):
+def _validation_error(apply_fn, trainable, non_trainable, loss_fn, batch,
+                      training=False):
   x, y = batch
-  outputs, _ = apply_fn(trainable, non_trainable, x, False)
+  outputs, _ = apply_fn(trainable, non_trainable, x, training)
   return loss_fn(y, outputs)
 
 
@@ -146,7 +149,8 @@ def sgd_steps(apply_fn, trainable, non_trainable, loss_fn, batches,
 
 
 def _unrolled(apply_fn, trainable, non_trainable, train_loss, validation_loss,
-              batches, validation_batch, learning_rate, wrt):
+              batches, validation_batch, learning_rate, wrt,
+              validation_training):
   with tf.GradientTape() as outer:
     # The outer tape records the whole loop (a while loop keeps the graph,
     # and so the tracing time, independent of N; its gradient accumulates
@@ -155,14 +159,15 @@ def _unrolled(apply_fn, trainable, non_trainable, train_loss, validation_loss,
         apply_fn, trainable, non_trainable, train_loss, batches,
         learning_rate)
     error = _validation_error(apply_fn, theta, state, validation_loss,
-                              validation_batch)
+                              validation_batch, validation_training)
   gradients = outer.gradient(error, wrt,
                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
   return Unroll(gradients, error, theta, state, train_loss_mean)
 
 
 def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
-             batches, validation_batch, learning_rate, wrt):
+             batches, validation_batch, learning_rate, wrt,
+             validation_training):
   n = _num_steps(batches)
   zero = tf.UnconnectedGradients.ZERO
 
@@ -188,7 +193,7 @@ def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
   with tf.GradientTape() as tape:
     tape.watch(theta)
     error = _validation_error(apply_fn, theta, state, validation_loss,
-                              validation_batch)
+                              validation_batch, validation_training)
   adjoint = tape.gradient(error, theta, unconnected_gradients=zero)
 
   # Backward: Eq. 5-6, one Hessian-vector product per step.
@@ -214,7 +219,8 @@ def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
 
 
 def unroll(apply_fn, trainable, non_trainable, train_loss, validation_loss,
-           batches, validation_batch, learning_rate, wrt, mode="unrolled"):
+           batches, validation_batch, learning_rate, wrt, mode="unrolled",
+           validation_training=False):
   """The engine: N SGD steps, then e_val and de_val/d(wrt).
 
   Args:
@@ -229,6 +235,9 @@ def unroll(apply_fn, trainable, non_trainable, train_loss, validation_loss,
     learning_rate: student SGD learning rate eta (scalar).
     wrt: the variables to differentiate e_val with respect to (the DLN's).
     mode: "unrolled" or "reverse".
+    validation_training: evaluate e_val with BatchNorm in training mode
+      (the validation batch's own statistics, as the release) instead of
+      inference mode (the carried moving statistics).
   Returns:
     `Unroll(gradients, validation_error, trainable, non_trainable,
     train_loss)`: de/d(wrt) in the order of `wrt`, e_val(theta_N), theta_N,
@@ -239,16 +248,16 @@ def unroll(apply_fn, trainable, non_trainable, train_loss, validation_loss,
   engine = _unrolled if mode == "unrolled" else _reverse
   return engine(apply_fn, list(trainable), list(non_trainable), train_loss,
                 validation_loss, batches, validation_batch, learning_rate,
-                list(wrt))
+                list(wrt), bool(validation_training))
 
 
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-def _compiled(student, dln, validation_loss, mode):
-  """One `tf.function` per (student, dln, loss, mode): traced once per shape."""
+def _compiled(student, dln, validation_loss, mode, validation_training):
+  """One `tf.function` per (student, dln, loss, mode, BN mode of e_val)."""
   per_student = _COMPILED.setdefault(student, {})
-  key = (id(dln), id(validation_loss), mode)
+  key = (id(dln), id(validation_loss), mode, validation_training)
   if key not in per_student:
     @tf.function
     def fn(batches, validation_batch, learning_rate):
@@ -257,7 +266,7 @@ def _compiled(student, dln, validation_loss, mode):
           [v.value for v in student.trainable_variables],
           [v.value for v in student.non_trainable_variables],
           dln, validation_loss, batches, validation_batch, learning_rate,
-          dln.trainable_variables, mode)
+          dln.trainable_variables, mode, validation_training)
       return result.gradients, result.validation_error
     per_student[key] = (dln, fn)
   return per_student[key][1]
@@ -265,7 +274,7 @@ def _compiled(student, dln, validation_loss, mode):
 
 def unrolled_hypergradient(student, dln, train_batches, validation_batch,
                            learning_rate, validation_loss=None,
-                           mode="unrolled"):
+                           mode="unrolled", validation_training=False):
   """de_val/dphi after N SGD steps of `student` on the loss `dln`.
 
   Args:
@@ -278,6 +287,7 @@ def unrolled_hypergradient(student, dln, train_batches, validation_batch,
       categorical cross-entropy on logits.
     mode: "unrolled" (nested tapes, fastest) or "reverse" (Eq. 4-6 with
       recomputation, memory flat in N).
+    validation_training: e_val with BatchNorm in training mode (see `unroll`).
   Returns:
     (gradients, validation_error): a list of tensors shaped like
     `dln.trainable_variables`, in that order, and e_val(theta_N).
@@ -288,7 +298,8 @@ def unrolled_hypergradient(student, dln, train_batches, validation_batch,
     raise errors.UserError(f"mode must be one of {MODES}, got {mode!r}.")
   xs = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[0] for b in train_batches])
   ys = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[1] for b in train_batches])
-  fn = _compiled(student, dln, validation_loss or sparse_cross_entropy, mode)
+  fn = _compiled(student, dln, validation_loss or sparse_cross_entropy, mode,
+                 bool(validation_training))
   dtype = student.trainable_variables[0].dtype
   gradients, error = fn((xs, ys), tuple(validation_batch),
                         tf.constant(learning_rate, dtype))

@@ -27,11 +27,38 @@ def surface(dln, points=41):
   """
   grid = np.linspace(0.0, 1.0, points)
   p_true, p_wrong = np.meshgrid(grid, grid, indexing="ij")
+  rows = feature_rows(dln, tf.constant(p_true, dln.compute_dtype),
+                      tf.constant(p_wrong, dln.compute_dtype))
+  return p_true, p_wrong, dln.mlp(rows).numpy()
+
+
+def feature_rows(dln, p_true, p_wrong):
+  """DLN input rows [..., F] for predictions p_true, p_wrong (tensors [...])."""
   features = [p_true, p_wrong]
   if dln.input_mode == "sigmoid4":
-    features += [np.ones_like(p_true), np.zeros_like(p_true)]
-  rows = tf.constant(np.stack(features, -1), dln.compute_dtype)
-  return p_true, p_wrong, dln.mlp(rows).numpy()
+    features += [tf.ones_like(p_true), tf.zeros_like(p_true)]
+  return tf.stack(features, -1)
+
+
+def properness(dln, points=41):
+  """Fraction of the open square (0, 1)^2 where the DLN is a proper loss.
+
+  At a point (p_true, p_wrong) one (sample, wrong class) row's loss f is
+  "proper" if descending it raises the prediction for the true class and
+  lowers the one for the wrong class: df/dp_true < 0 and df/dp_wrong > 0.
+  Evaluated on a `points` x `points` grid of cell centres; returns a float
+  in [0, 1] (a loss such as CE scores 1).
+  """
+  grid = (np.arange(points) + 0.5) / points
+  p_true, p_wrong = np.meshgrid(grid, grid, indexing="ij")
+  p_true = tf.constant(p_true, dln.compute_dtype)
+  p_wrong = tf.constant(p_wrong, dln.compute_dtype)
+  with tf.GradientTape() as tape:
+    tape.watch([p_true, p_wrong])
+    loss = tf.reduce_sum(dln.mlp(feature_rows(dln, p_true, p_wrong)))
+  d_true, d_wrong = tape.gradient(loss, [p_true, p_wrong])
+  proper = tf.logical_and(d_true < 0, d_wrong > 0)
+  return float(tf.reduce_mean(tf.cast(proper, tf.float64)))
 
 
 def save_snapshot(dln, model_dir, epoch):

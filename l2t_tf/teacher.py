@@ -7,11 +7,55 @@ authors' release: four LSTM cells 2 -> 64 -> 64 -> 64 -> 1, the gradient
 preprocessed into two features, the output multiplied by `output_scale`
 (= gamma, 1e-3). The LSTM state is carried across teacher rounds with its
 gradient stopped.
+
+Initialisation (the paper is silent): `"release"` (default) draws every
+weight of a cell of H units from U(-1/sqrt(H), 1/sqrt(H)) and its bias as
+the sum of two such draws, PyTorch's `nn.LSTMCell` default (b_ih + b_hh), as
+the authors' release; its first outputs are ~0.07 for typical
+hypergradients. `"keras"` keeps Keras' defaults (glorot-uniform kernel,
+orthogonal recurrent kernel, unit forget bias), whose first outputs are
+~2e-4, so the DLN barely moves. `zero_last_cell=True` (ours, off by default)
+zeroes the last cell's weights: its output, hence the teacher's drift,
+starts at exactly 0 and grows only as the teacher learns.
 """
 import math
 
 import keras
 import tensorflow as tf
+
+from l2t_tf import errors
+
+INITIALIZATIONS = ("release", "keras")
+
+
+class SumOfUniforms(keras.initializers.Initializer):
+  """The sum of `count` independent U(-limit, limit) draws (PyTorch's LSTM bias)."""
+
+  def __init__(self, limit, count=2):
+    self.limit, self.count = float(limit), int(count)
+    # One initializer per draw: an instance fixes its seed when constructed.
+    self.parts = [keras.initializers.RandomUniform(-self.limit, self.limit)
+                  for _ in range(self.count)]
+
+  def __call__(self, shape, dtype=None):
+    return sum(part(shape, dtype) for part in self.parts)
+
+  def get_config(self):
+    return {"limit": self.limit, "count": self.count}
+
+
+def _cell_initializers(units, initialization, zero):
+  """LSTMCell keyword arguments for `initialization` (new instances each call)."""
+  if zero:
+    return dict(kernel_initializer="zeros", recurrent_initializer="zeros",
+                bias_initializer="zeros", unit_forget_bias=False)
+  if initialization == "keras":
+    return {}
+  limit = 1.0 / math.sqrt(units)
+  return dict(
+      kernel_initializer=keras.initializers.RandomUniform(-limit, limit),
+      recurrent_initializer=keras.initializers.RandomUniform(-limit, limit),
+      bias_initializer=SumOfUniforms(limit), unit_forget_bias=False)
 
 
 def preprocess_gradient(gradient, k=10.0):
@@ -40,17 +84,24 @@ class LSTMTeacher(keras.layers.Layer):
   `hidden_units` are the widths of all but the last cell; the last cell has one
   unit and its hidden output, times `output_scale`, is the step for each
   coordinate. State: a list with one [h, c] pair per cell, h and c [P, units].
+  `initialization` is "release" or "keras" (module docstring).
   """
 
   def __init__(self, hidden_units=(64, 64, 64), preprocess_factor=10.0,
-               output_scale=1e-3, **kwargs):
+               output_scale=1e-3, initialization="release",
+               zero_last_cell=False, **kwargs):
     super().__init__(**kwargs)
+    if initialization not in INITIALIZATIONS:
+      raise errors.UserError(f"teacher initialization must be one of "
+                             f"{INITIALIZATIONS}, got {initialization!r}.")
     self.hidden_units = tuple(int(u) for u in hidden_units)
     self.preprocess_factor = float(preprocess_factor)
     self.output_scale = float(output_scale)
-    self.cells = [keras.layers.LSTMCell(u, dtype=self.dtype_policy,
-                                        name=f"lstm_{i}")
-                  for i, u in enumerate(self.hidden_units + (1,))]
+    units = self.hidden_units + (1,)
+    self.cells = [keras.layers.LSTMCell(
+        u, dtype=self.dtype_policy, name=f"lstm_{i}", **_cell_initializers(
+            u, initialization, zero_last_cell and i == len(units) - 1))
+                  for i, u in enumerate(units)]
     n_in = 2
     for cell in self.cells:
       cell.build((None, n_in))

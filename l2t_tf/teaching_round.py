@@ -14,17 +14,29 @@ student, DLN and teacher stay identical. Between stages, Python checks that
 the hypergradient is finite; a NaN/Inf skips that update (and is counted).
 
 `stage3="release"` restarts stage III from theta_0 on the stage-I batches, as
-the authors' code does, instead of continuing from theta_N on new batches.
+the authors' code does, instead of continuing from theta_N on new batches; a
+round then takes N student steps (its input holds N batches, not 2N).
+
+`guard=True` (ours, needs `stage3="release"`): both unrolls then start from
+theta_0 on the same batches and are judged on the same validation batch, so
+e_2 > e_1 means the new DLN phi_1 made this round worse. The round then keeps
+phi_0 and stage I's student (the teacher still learns from de_2/dphi_1).
+
+Diagnostics returned per round (issue 12): `teacher_cosine`, the cosine
+between the DLN step phi_1 - phi_0 and -de_1/dphi_0 (> 0: a descent step);
+`dln_relative_change`, |phi - phi_init| / |phi_init| since the run began;
+`e2_minus_e1` and `update_helped` (e_2 < e_1); `update_accepted`.
 """
 import time
 
 import tensorflow as tf
 
+from l2t_tf import dln_updaters
 from l2t_tf import errors
-
 from l2t_tf import hypergradient
 
 STAGE3_MODES = ("paper", "release")
+VALIDATION_BN_MODES = ("train", "inference")
 MEAN = tf.distribute.ReduceOp.MEAN
 
 
@@ -49,6 +61,12 @@ def _shard(nest, axis):
 
 def _all_finite(tensors):
   return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def _cosine(a, b):
+  """cos(a, b) of two flat vectors; 0 if either is zero."""
+  a, b = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
+  return tf.math.divide_no_nan(tf.reduce_sum(a * b), tf.norm(a) * tf.norm(b))
 
 
 class StudentRunner:
@@ -111,24 +129,44 @@ class TeachingRound:
 
   def __init__(self, strategy, task, student, dln, updater, learning_rate,
                mode="unrolled", stage3="paper", baseline_student=None,
-               baseline_only=False):
+               baseline_only=False, validation_bn_mode="inference",
+               guard=False):
     if stage3 not in STAGE3_MODES:
       raise errors.UserError(f"stage3 must be one of {STAGE3_MODES}, got {stage3!r}.")
+    if validation_bn_mode not in VALIDATION_BN_MODES:
+      raise errors.UserError(
+          f"validation_bn_mode must be one of {VALIDATION_BN_MODES}, got "
+          f"{validation_bn_mode!r}.")
+    if guard and (stage3 != "release" or not updater.learns_in_stage3):
+      raise errors.UserError(
+          "update_guard needs stage3 = 'release' and an updater that learns "
+          "in stage III (the LSTM teacher): only then do e_1 and e_2 start "
+          "from the same student on the same batches.")
     if mode not in hypergradient.MODES:
       raise errors.UserError(f"hypergradient_mode must be one of "
                        f"{hypergradient.MODES}, got {mode!r}.")
     self.strategy, self.task, self.dln, self.updater = (strategy, task, dln,
                                                         updater)
     self.mode, self.stage3, self.baseline_only = mode, stage3, baseline_only
+    self.validation_training = validation_bn_mode == "train"
+    self.guard = bool(guard)
+    #: Batches of N steps a round consumes (stage III reuses stage I's in
+    #: the release's variant) and the student's SGD steps per round.
+    self.stages = 1 if stage3 == "release" else 2
     self.student = StudentRunner(strategy, student, learning_rate)
     self.baseline = (StudentRunner(strategy, baseline_student, learning_rate)
                      if baseline_student is not None else None)
     self.trace_count = 0
+    with strategy.scope():  # phi at the start of the run, for diagnostics.
+      self.dln_initial = [tf.Variable(v, trainable=False,
+                                      name=f"dln_initial_{i}")
+                          for i, v in enumerate(dln.trainable_variables)]
     self._stage1 = tf.function(lambda b, v: self._hyper_stage(
-        b, v, write_back=(stage3 == "paper")))
+        b, v, write_back=(stage3 == "paper"), keep_weights=self.guard))
     self._stage3 = tf.function(lambda b, v: self._hyper_stage(
         b, v, write_back=True))
     self._apply = tf.function(self._apply_update)
+    self._restore = tf.function(self._restore_round)
     self._learn = tf.function(self.updater.learn)
     self._plain = tf.function(lambda b: self.student.plain_steps(
         self._train_loss, b))
@@ -145,13 +183,18 @@ class TeachingRound:
     """Traces of all compiled pieces so far (a round that traced is slow)."""
     functions = [getattr(self, name, None) for name in (
         "_stage1", "_stage3", "_apply", "_learn", "_plain", "_observe",
-        "_baseline", "_baseline_only")]
+        "_baseline", "_baseline_only", "_restore")]
     return sum(f.experimental_get_tracing_count() for f in functions if f)
 
   def _train_loss(self, y, outputs):
     return self.task.student_loss(self.dln, y, outputs)
 
-  def _hyper_stage(self, batches, validation_batch, write_back):
+  def steps_per_round(self, unroll_length):
+    """SGD steps the (taught) student takes in one round."""
+    return self.stages * int(unroll_length)
+
+  def _hyper_stage(self, batches, validation_batch, write_back,
+                   keep_weights=False):
     """One unroll with hypergradient; cross-replica. Traced once per shape."""
     self.trace_count += 1  # Python side effect: counts traces, not calls.
 
@@ -161,7 +204,7 @@ class TeachingRound:
           self.student.apply, theta, state, self._train_loss,
           self.task.validation_error, _shard(batches, 1),
           _shard(validation_batch, 0), self.student.learning_rate,
-          self.dln.trainable_variables, self.mode)
+          self.dln.trainable_variables, self.mode, self.validation_training)
       return result._asdict()
 
     result = self.strategy.run(replica_fn, (batches, validation_batch))
@@ -169,7 +212,11 @@ class TeachingRound:
       self.student.assign(result["trainable"], result["non_trainable"])
     reduce = lambda t: self.strategy.reduce(MEAN, t, axis=None)
     gradients = [reduce(g) for g in result["gradients"]]
-    return {"gradients": gradients,
+    weights = {}
+    if keep_weights:  # The guard may return to stage I's student.
+      weights = {"trainable": [reduce(t) for t in result["trainable"]],
+                 "non_trainable": [reduce(t) for t in result["non_trainable"]]}
+    return {"gradients": gradients, **weights,
             "finite": _all_finite(gradients),
             "hypergradient_norm": tf.linalg.global_norm(gradients),
             "validation_error": reduce(result["validation_error"]),
@@ -182,7 +229,8 @@ class TeachingRound:
     def replica_fn(validation_batch):
       x, y = _shard(validation_batch, 0)
       theta, state = self.student.weights()
-      outputs, _ = self.student.apply(theta, state, x, False)
+      outputs, _ = self.student.apply(theta, state, x,
+                                      self.validation_training)
       return (self.task.validation_error(y, outputs),
               self.task.validation_metric(y, outputs))
     error, metric = self.strategy.run(replica_fn, (validation_batch,))
@@ -191,12 +239,34 @@ class TeachingRound:
             "validation_metric": reduce(metric)}
 
   def _apply_update(self, gradients, observation):
-    return self.updater.apply(self.dln.trainable_variables, gradients,
-                              observation)
+    """The updater's step on phi, plus the step's diagnostics."""
+    variables = self.dln.trainable_variables
+    before = [tf.identity(v) for v in variables]
+    context, metrics = self.updater.apply(variables, gradients, observation)
+    flat = dln_updaters.flatten
+    step = flat([tf.convert_to_tensor(v) for v in variables]) - flat(before)
+    metrics = dict(metrics, dln_step_norm=tf.norm(step))
+    if gradients is not None:
+      metrics["teacher_cosine"] = _cosine(step, -flat(gradients))
+    return (context, before), metrics
+
+  def _restore_round(self, dln_values, trainable, non_trainable):
+    """The guard's rejection: phi_0 and stage I's student back."""
+    for var, value in zip(self.dln.trainable_variables, dln_values):
+      var.assign(value)
+    self.student.assign(trainable, non_trainable)
+
+  def dln_relative_change(self):
+    """|phi - phi_init| / |phi_init| over all DLN coordinates."""
+    flat = dln_updaters.flatten
+    initial = flat([tf.convert_to_tensor(v) for v in self.dln_initial])
+    now = flat([tf.convert_to_tensor(v) for v in self.dln.trainable_variables])
+    return float(tf.math.divide_no_nan(tf.norm(now - initial),
+                                       tf.norm(initial)))
 
   def __call__(self, train_batches, validation_batch, progress=0.0,
                student_steps=0):
-    """Runs one round. train_batches: (xs, ys) [2, N, B, ...]. Returns metrics.
+    """Runs one round. train_batches: (xs, ys) [stages, N, B, ...]; metrics.
 
     `progress` (rounds done / rounds planned) and `student_steps` (SGD steps
     the student took before this round) are passed on to the updater.
@@ -206,8 +276,9 @@ class TeachingRound:
     second = (first if self.stage3 == "release" else
               tf.nest.map_structure(lambda t: t[1], train_batches))
     if self.baseline_only:
-      losses = [float(self._baseline_only(b)) for b in (first, second)]
-      return {"train_loss": sum(losses) / 2, "skipped_updates": 0,
+      losses = [float(self._baseline_only(b))
+                for b in (first, second)[:self.stages]]
+      return {"train_loss": sum(losses) / len(losses), "skipped_updates": 0,
               "round_time_s": time.perf_counter() - start}
     metrics, skipped = {}, 0
     if self.updater.needs_hypergradient:
@@ -225,17 +296,26 @@ class TeachingRound:
       observation["progress"] = tf.constant(float(progress))
       n = tf.nest.flatten(first)[0].shape[0]  # Stage I's steps are done.
       observation["student_steps"] = tf.constant(student_steps + n, tf.int64)
-      context, update_metrics = self._apply(s1["gradients"], observation)
+      (context, dln_before), update_metrics = self._apply(s1["gradients"],
+                                                          observation)
       metrics.update(update_metrics)
     else:
       skipped += 1
     if updated and self.updater.learns_in_stage3:
       s3 = self._stage3(second, validation_batch)
       metrics["e2"] = s3["validation_error"]
+      helped = float(s3["validation_error"]) < float(s1["validation_error"])
+      metrics.update(e2_minus_e1=s3["validation_error"] - s1[
+          "validation_error"], update_helped=float(helped))
       if bool(s3["finite"]):
         metrics.update(self._learn(context, s3["gradients"]))
       else:
         skipped += 1
+      accepted = helped or not self.guard or (
+          float(s3["validation_error"]) == float(s1["validation_error"]))
+      if not accepted:
+        self._restore(dln_before, s1["trainable"], s1["non_trainable"])
+      metrics["update_accepted"] = float(accepted)
     else:
       self._plain(second)
     if self.baseline is not None:
@@ -243,6 +323,7 @@ class TeachingRound:
       if self.stage3 == "paper":
         self._baseline(second)
     metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["dln_relative_change"] = self.dln_relative_change()
     metrics["skipped_updates"] = skipped
     metrics["round_time_s"] = time.perf_counter() - start
     return metrics

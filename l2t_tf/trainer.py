@@ -37,6 +37,7 @@ import tqdm
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
+from l2t_tf import dln_warm_start
 from l2t_tf import loss_surface
 from l2t_tf import strategy as strategy_lib
 from l2t_tf import teaching_round
@@ -44,6 +45,10 @@ from l2t_tf.data import splits
 
 
 METHODS = ("l2t_dln", "baseline")
+#: Per-round diagnostics kept in history.json (issue 12; teaching_round).
+ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
+                     "update_accepted", "teacher_cosine", "dln_step_norm",
+                     "dln_relative_change", "hypergradient_norm")
 
 
 class Interrupted(Exception):
@@ -53,6 +58,18 @@ class Interrupted(Exception):
 def _raise_interrupted(signum, frame):
   del frame
   raise Interrupted(f"signal {signum}")
+
+
+def _teaching_summary(rounds):
+  """Fractions of rounds whose update helped / was kept, mean cosine."""
+  summary = {}
+  for key, name in (("update_helped", "fraction_updates_helped"),
+                    ("update_accepted", "fraction_updates_accepted"),
+                    ("teacher_cosine", "mean_teacher_cosine")):
+    values = [r[key] for r in rounds if key in r]
+    if values:
+      summary[name] = float(np.mean(values))
+  return summary
 
 
 def _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
@@ -82,7 +99,9 @@ class Trainer:
                updater=dln_updaters.TeacherUpdater, train_baseline=True,
                rounds_per_epoch=None, checkpoint_every_rounds=1, seed=0,
                max_rounds=None, eval_batch_size=500, progress=True,
-               method="l2t_dln", rounds_per_validation_batch=1):
+               method="l2t_dln", rounds_per_validation_batch=1,
+               validation_bn_mode="inference", update_guard=False,
+               dln_warm_start=False):
     if method not in METHODS:
       raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
                              f"{method!r}.")
@@ -103,8 +122,11 @@ class Trainer:
     self.eval_batch_size, self.progress = eval_batch_size, progress
     self.train_data, self.train_size = task.training_set()
     self.test_data = task.test_batches(eval_batch_size)
-    self.history = {"epochs": [], "round_time_s": []}
+    self.history = {"epochs": [], "round_time_s": [], "rounds": []}
     self.method = method
+    self.round_options = dict(validation_bn_mode=validation_bn_mode,
+                              guard=bool(update_guard))
+    self.dln_warm_start = bool(dln_warm_start)
     self._build(updater, train_baseline, student_learning_rate,
                 hypergradient_mode, stage3)
 
@@ -122,6 +144,7 @@ class Trainer:
         self.baseline.set_weights(self.student.get_weights())
       self.updater = updater() if isinstance(updater, type) else updater
       self.updater.build(self.dln.trainable_variables)
+    self.warm_start = self._warm_start()  # Before phi_init is recorded.
     # Counters, kept by Python on every worker: plain (not mirrored)
     # variables, so that int(counter) works under any strategy.
     self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -131,13 +154,14 @@ class Trainer:
     self.round = teaching_round.TeachingRound(
         self.strategy, self.task, self.student, self.dln, self.updater,
         learning_rate, mode, stage3, self.baseline,
-        baseline_only=(self.method == "baseline"))
+        baseline_only=(self.method == "baseline"), **self.round_options)
     # Keras 3 layers that keep weights in Python lists (the DLN, the LSTM
     # teacher) are not fully tracked by tf.train.Checkpoint: list their
     # variables explicitly (restored by position, construction is fixed).
     trackables = dict(student=self.student, dln=list(self.dln.variables),
                       updater=self.updater,
                       updater_weights=self.updater.keras_weights(),
+                      dln_initial=self.round.dln_initial,
                       epoch=self.epoch, round_in_epoch=self.round_in_epoch,
                       rounds_done=self.rounds_done,
                       skipped_updates=self.skipped_updates)
@@ -155,6 +179,18 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self.checkpoint_dir if self.is_chief else
         self._temporary_dir(), max_to_keep=3)
+
+  def _warm_start(self):
+    """Fits the DLN to a proper loss before teaching (`dln_warm_start`)."""
+    if not self.dln_warm_start:
+      return {}
+    if not isinstance(self.dln, dln_lib.PairwiseDLN):
+      raise errors.UserError(
+          f"Trainer.dln_warm_start fits a PairwiseDLN; this task's DLN is a "
+          f"{type(self.dln).__name__}.")
+    fit = dln_warm_start.warm_start(self.dln)
+    logging.info("DLN warm start: %s", fit)
+    return fit
 
   def _temporary_dir(self):
     """Where a non-chief worker saves (deleted after each save)."""
@@ -192,7 +228,7 @@ class Trainer:
         train, val, self.unroll_length, self.batch_size,
         self.validation_batch_size, self.seed, epoch, self.task.shuffle_buffer,
         self.task.preprocess_train, self.task.preprocess_eval,
-        self.rounds_per_validation_batch)
+        self.rounds_per_validation_batch, stages=self.round.stages)
     return data.take(rounds), rounds
 
   # ---- loop -------------------------------------------------------------
@@ -271,7 +307,8 @@ class Trainer:
         metrics = self.round(
             train_batches, validation_batch,
             progress=int(self.rounds_done) / total_rounds,
-            student_steps=int(self.rounds_done) * 2 * self.unroll_length)
+            student_steps=int(self.rounds_done) *
+            self.round.steps_per_round(self.unroll_length))
         metrics["traced"] = float(self.round.total_traces() > traces)
         self._count_round(metrics)
         self._summarise(metrics, history)
@@ -302,6 +339,8 @@ class Trainer:
       tf.summary.scalar(f"round/{name}", value, step=step)
     if not metrics["traced"]:  # Time per round without tracing (Table 5).
       history["round_time_s"].append(metrics["round_time_s"])
+    diagnostics = {k: metrics[k] for k in ROUND_DIAGNOSTICS if k in metrics}
+    history["rounds"].append(dict(round=step, **diagnostics))
 
   def _snapshot_dln(self, epoch):
     """Figure 3: DLN weights (and a TensorBoard contour) per teacher epoch."""
@@ -314,6 +353,8 @@ class Trainer:
 
   def _end_epoch(self, epoch, history):
     entry = {"epoch": epoch + 1, "rounds_done": int(self.rounds_done)}
+    if isinstance(self.dln, dln_lib.PairwiseDLN):
+      entry["dln_properness"] = loss_surface.properness(self.dln)
     entry.update(self.task.evaluate(self.student, self.test_data))
     if self.baseline is not None:
       for k, v in self.task.evaluate(self.baseline, self.test_data).items():
@@ -333,13 +374,15 @@ class Trainer:
     return os.path.join(self.model_dir, "history.json")
 
   def _load_history(self):
-    empty = {"epochs": [], "round_time_s": []}
+    empty = {"epochs": [], "round_time_s": [], "rounds": []}
     if not tf.io.gfile.exists(self._history_path()):
       return empty
     with tf.io.gfile.GFile(self._history_path()) as f:
       history = json.load(f)
     # Keep only what the restored checkpoint has seen.
     history["epochs"] = history["epochs"][:int(self.epoch)]
+    history["rounds"] = [r for r in history.get("rounds", [])
+                         if r["round"] <= int(self.rounds_done)]
     return history
 
   def _save_history(self):
@@ -354,6 +397,10 @@ class Trainer:
       for k, v in self.task.evaluate(self.baseline, self.test_data).items():
         results[f"baseline_{k}"] = v
     times = history["round_time_s"]
+    results.update(self.warm_start, **_teaching_summary(history["rounds"]))
+    results["dln_relative_change"] = self.round.dln_relative_change()
+    if isinstance(self.dln, dln_lib.PairwiseDLN):
+      results["dln_properness"] = loss_surface.properness(self.dln)
     results.update(
         primary_metric=metric, rounds_done=int(self.rounds_done),
         teacher_epochs_done=int(self.epoch),

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import hypergradient
+from l2t_tf.students import batch_norm as batch_norm_lib
 import gradcheck
 
 LR = 0.5
@@ -21,7 +22,7 @@ def _mlp(dtype, batch_norm=False):
   layers = [keras.Input((6,), dtype=dtype),
             keras.layers.Dense(8, activation="tanh", dtype=dtype)]
   if batch_norm:
-    layers.append(keras.layers.BatchNormalization(dtype=dtype))
+    layers.append(batch_norm_lib.BatchNormalization(dtype=dtype))
   layers.append(keras.layers.Dense(4, dtype=dtype))
   return keras.Sequential(layers)
 
@@ -35,9 +36,10 @@ def _data(dtype, n=3, seed=0):
   return batches, val
 
 
-def _validation_error_after_steps(student, dln, batches, val):
+def _validation_error_after_steps(student, dln, batches, val,
+                                  validation_training=False):
   """Reference: N eager SGD steps on copies of the weights, then CE."""
-  weights = [v.numpy() for v in student.trainable_variables]
+  weights = [v.numpy() for v in student.variables]
   for x, y in batches:
     with tf.GradientTape() as tape:
       loss = dln(y, student(x, training=True))
@@ -45,8 +47,8 @@ def _validation_error_after_steps(student, dln, batches, val):
     for v, g in zip(student.trainable_variables, grads):
       v.assign_sub(LR * g)
   error = float(hypergradient.sparse_cross_entropy(
-      val[1], student(val[0], training=False)))
-  for v, w in zip(student.trainable_variables, weights):
+      val[1], student(val[0], training=validation_training)))
+  for v, w in zip(student.variables, weights):
     v.assign(w)
   return error
 
@@ -71,6 +73,28 @@ class HypergradientTest(tf.test.TestCase, parameterized.TestCase):
         dln.trainable_variables,
         lambda: _validation_error_after_steps(student, dln, batches, val),
         grads, eps=1e-5, seed=2)
+    self.assertLess(abs(analytic - finite_difference),
+                    1e-6 * abs(finite_difference))
+
+  @parameterized.parameters("unrolled", "reverse")
+  def test_validation_in_training_mode_matches_finite_differences(self, mode):
+    """BatchNorm student, e_val on the validation batch's own statistics.
+
+    The release's mode (issue 12): the reference runs every forward pass in
+    training mode, so the carried moving statistics play no part.
+    """
+    student = _mlp("float64", batch_norm=True)
+    dln = dln_lib.PairwiseDLN(hidden_units=(6, 6), dtype="float64")
+    batches, val = _data(np.float64)
+    reference = lambda: _validation_error_after_steps(
+        student, dln, batches, val, validation_training=True)
+    grads, error = hypergradient.unrolled_hypergradient(
+        student, dln, batches, val, LR, mode=mode, validation_training=True)
+    self.assertAllClose(error, reference(), rtol=1e-10)
+    self.assertNotAllClose(error, _validation_error_after_steps(
+        student, dln, batches, val), rtol=1e-3)  # The mode matters here.
+    analytic, finite_difference = gradcheck.directional_check(
+        dln.trainable_variables, reference, grads, eps=1e-5, seed=3)
     self.assertLess(abs(analytic - finite_difference),
                     1e-6 * abs(finite_difference))
 

@@ -31,10 +31,11 @@ def split(dataset, size, validation_ratio, seed, epoch):
 def round_batches(train_part, validation_part, unroll_length, batch_size,
                   validation_batch_size, seed, epoch, shuffle_buffer,
                   preprocess=None, preprocess_eval=None,
-                  rounds_per_validation_batch=1):
-  """Dataset of teaching rounds: ((xs, ys) [2, N, B, ...], (xv, yv) [Bv, ...]).
+                  rounds_per_validation_batch=1, stages=2):
+  """Dataset of rounds: ((xs, ys) [stages, N, B, ...], (xv, yv) [Bv, ...]).
 
-  One element per round: 2N training batches (stage I and stage III) and one
+  One element per round: 2N training batches (stage I and stage III; N with
+  `stages=1`, the release's stage III that reuses stage I's batches) and one
   validation batch (e_1 and e_2, as in the authors' release). The training
   part is reshuffled and repeated as often as needed; so is the validation
   part (its first pass is unchanged by the repetition), so the caller decides
@@ -53,7 +54,7 @@ def round_batches(train_part, validation_part, unroll_length, batch_size,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   train = (train.batch(batch_size, drop_remainder=True)
            .batch(unroll_length, drop_remainder=True)
-           .batch(2, drop_remainder=True))
+           .batch(stages, drop_remainder=True))
   val = validation_part.shuffle(shuffle_buffer, seed=shuffle_seed + 1)
   if preprocess_eval is not None:
     val = val.map(preprocess_eval, num_parallel_calls=tf.data.AUTOTUNE,

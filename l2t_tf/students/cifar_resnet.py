@@ -9,6 +9,7 @@ import gin
 import keras
 
 from l2t_tf import errors
+from l2t_tf.students import batch_norm
 
 
 def _conv(filters, strides, dtype, kernel=3):
@@ -21,13 +22,13 @@ def _basic_block(x, filters, strides, dtype):
   """conv-BN-ReLU-conv-BN + shortcut (1x1 conv-BN when the shape changes)."""
   shortcut = x
   y = _conv(filters, strides, dtype)(x)
-  y = keras.layers.BatchNormalization(dtype=dtype)(y)
+  y = batch_norm.BatchNormalization(dtype=dtype)(y)
   y = keras.layers.ReLU(dtype=dtype)(y)
   y = _conv(filters, 1, dtype)(y)
-  y = keras.layers.BatchNormalization(dtype=dtype)(y)
+  y = batch_norm.BatchNormalization(dtype=dtype)(y)
   if strides != 1 or x.shape[-1] != filters:
     shortcut = _conv(filters, strides, dtype, kernel=1)(x)
-    shortcut = keras.layers.BatchNormalization(dtype=dtype)(shortcut)
+    shortcut = batch_norm.BatchNormalization(dtype=dtype)(shortcut)
   return keras.layers.ReLU(dtype=dtype)(keras.layers.Add(dtype=dtype)(
       [y, shortcut]))
 
@@ -42,7 +43,7 @@ def cifar_resnet(input_shape=(32, 32, 3), num_classes=10, depth=8, width=16,
   blocks = (depth - 2) // 6
   inputs = keras.Input(input_shape, dtype=dtype)
   x = _conv(width, 1, dtype)(inputs)
-  x = keras.layers.BatchNormalization(dtype=dtype)(x)
+  x = batch_norm.BatchNormalization(dtype=dtype)(x)
   x = keras.layers.ReLU(dtype=dtype)(x)
   for stage in range(3):
     for block in range(blocks):

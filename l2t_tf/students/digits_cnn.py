@@ -2,12 +2,14 @@
 import gin
 import keras
 
+from l2t_tf.students import batch_norm
+
 
 def conv_bn_relu(x, filters, strides=1, dtype=None):
   """3x3 conv without bias (design notes: biased convs break unrolled graphs)."""
   x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
                           use_bias=False, dtype=dtype)(x)
-  x = keras.layers.BatchNormalization(dtype=dtype)(x)
+  x = batch_norm.BatchNormalization(dtype=dtype)(x)
   return keras.layers.ReLU(dtype=dtype)(x)
 
 

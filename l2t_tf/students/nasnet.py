@@ -21,6 +21,7 @@ import keras
 from keras.src.applications import nasnet as keras_nasnet
 
 from l2t_tf import errors
+from l2t_tf.students import batch_norm
 
 # variant -> (penultimate_filters, num_blocks, stem_block_filters,
 #             skip_reduction, default image size).
@@ -72,7 +73,7 @@ def nasnet(input_shape=(224, 224, 3), num_classes=1000, variant="mobile",
   if filters % 96:
     raise errors.UserError(f"nasnet.penultimate_filters must be a multiple of "
                            f"96, got {filters}.")
-  with _default_dtype(dtype):
+  with _default_dtype(dtype), batch_norm.exact_batch_norm():
     return keras_nasnet.NASNet(
         input_shape=tuple(input_shape), penultimate_filters=filters,
         num_blocks=num_blocks or blocks,

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import errors
+from l2t_tf.students import batch_norm
 from l2t_tf.students import remat
 
 # Bottleneck blocks per residual stage (conv2..conv5). 14 is a tiny test net.
@@ -106,7 +107,7 @@ def _conv_bn(x, filters, kernel, name, dtype, strides=1, dilation=1,
       filters, kernel, strides=strides, dilation_rate=dilation,
       padding="same", use_bias=False, kernel_initializer="he_normal",
       name=f"{name}_conv", dtype=dtype)(x)
-  x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn",
+  x = batch_norm.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn",
                                       dtype=dtype)(x)
   return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x) if relu else x
 
@@ -130,7 +131,7 @@ def _stem(x, width, dtype):
   x = keras.layers.Conv2D(width, 7, strides=2, use_bias=False,
                           kernel_initializer="he_normal", name="conv1_conv",
                           dtype=dtype)(x)
-  x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name="conv1_bn",
+  x = batch_norm.BatchNormalization(epsilon=_BN_EPSILON, name="conv1_bn",
                                       dtype=dtype)(x)
   x = keras.layers.ReLU(name="conv1_relu", dtype=dtype)(x)
   x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)

@@ -15,6 +15,7 @@ import gin
 import keras
 
 from l2t_tf import errors
+from l2t_tf.students import batch_norm
 
 
 def _conv(filters, strides, dtype, kernel=3):
@@ -24,7 +25,7 @@ def _conv(filters, strides, dtype, kernel=3):
 
 
 def _bn_relu(x, dtype):
-  x = keras.layers.BatchNormalization(dtype=dtype)(x)
+  x = batch_norm.BatchNormalization(dtype=dtype)(x)
   return keras.layers.ReLU(dtype=dtype)(x)
 
 

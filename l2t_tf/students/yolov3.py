@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import errors
+from l2t_tf.students import batch_norm
 
 # (w, h) in pixels at 416 x 416 (YOLOv3 paper, Sec. 2.3), smallest first.
 COCO_ANCHORS = ((10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119),
@@ -130,7 +131,7 @@ class NearestUpsample(keras.layers.Layer):
 def _conv(x, filters, kernel, name, dtype):
   x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False,
                           name=f"{name}_conv", dtype=dtype)(x)
-  x = keras.layers.BatchNormalization(name=f"{name}_bn", dtype=dtype)(x)
+  x = batch_norm.BatchNormalization(name=f"{name}_bn", dtype=dtype)(x)
   return keras.layers.LeakyReLU(0.1, name=f"{name}_act", dtype=dtype)(x)
 
 
