@@ -19,6 +19,11 @@ sum_j -log(1 - p_j): a one-vs-rest cross-entropy in the DLN's own features
 2-feature one). The fit minimises the mean squared error of the MLP's row
 output against (W1) on a grid of the square (clipped to [margin, 1 -
 margin], where the target is finite), with Adam.
+
+Edge: a bias-free `softmax2` DLN has no constant input, so its MLP is
+positively homogeneous, f(k a, k b) = k f(a, b), and cannot represent (W1)
+(relative RMSE ~0.55); give it `use_bias=True` to warm-start it. The
+release's `sigmoid4` rows carry a constant 1 and fit to ~3 %.
 """
 import gin
 import numpy as np

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 
 from absl import logging
 import gin
@@ -266,6 +267,8 @@ class Trainer:
               tf.summary.create_noop_writer())
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     self.history = history = self._load_history()
+    # Wall time of the run over all its processes (resumes add up).
+    self._clock = (time.perf_counter(), history.get("train_time_s", 0.0))
     try:
       with writer.as_default():
         self._loop(history)
@@ -385,7 +388,12 @@ class Trainer:
                          if r["round"] <= int(self.rounds_done)]
     return history
 
+  def _train_time(self):
+    start, before = getattr(self, "_clock", (time.perf_counter(), 0.0))
+    return before + time.perf_counter() - start
+
   def _save_history(self):
+    self.history["train_time_s"] = self._train_time()
     with tf.io.gfile.GFile(self._history_path(), "w") as f:
       json.dump(self.history, f)
 
@@ -408,5 +416,6 @@ class Trainer:
         resumed_from_round=self.resumed_from_round,
         median_round_time_s=float(np.median(times)) if times else None,
         traces=self.round.trace_count, history=history["epochs"],
+        train_time_s=self._train_time(),
         model_dir=self.model_dir)
     return results

@@ -36,8 +36,9 @@ class MakeTableTest(tf.test.TestCase):
     self.assertEqual(l2t_cell["median_round_time_s"], 4.0)
     with open(f"{out}.md") as f:
       text = f.read()
-    self.assertIn("| L2T-DLN | test_accuracy | 93.00 ± 2.00 | 3 | 4.000 |",
-                  text)
+    self.assertIn("| L2T-DLN | test_accuracy | 93.00 ± 2.00 | 91.00 | 3 | "
+                  " | 4.000 |", text)
+    self.assertEqual(l2t_cell["min"], 0.91)
     with open(f"{out}.json") as f:
       self.assertLen(json.load(f)["rows"], 2)
 

@@ -2,6 +2,8 @@ r"""Runs every method of a Table 1-style comparison over seeds; one table.
 
   python tools/compare_methods.py                       # digits, 5 seeds
   python tools/compare_methods.py --seeds=1 --methods=ce,l2t_dln
+  python tools/compare_methods.py --suite=teaching --prefix=digits_teaching \
+      --output=docs/digits_teaching --title="..."    # issue 12's ablation
 
 Each method is a gin file run by `tools/run_seeds.py` (one `python -m
 l2t_tf.main` subprocess per seed, resumable) into
@@ -36,8 +38,42 @@ DIGITS_METHODS = (
 )
 
 
+# The teaching ablation (issue 12): (key, row label, gin file, bindings).
+# Every row has the default job's data, student and schedule (the release's
+# density: stage III restarts from theta_0 on stage I's N batches, 5 rounds
+# per validation batch, BatchNorm in training mode for e_val) and its own CE
+# twin on the same batches; rows differ in what is switched on.
+_DEFAULT = "gin_configs/digits_l2t_dln.gin"
+_PAPER = ("Trainer.dln_warm_start = False", "Trainer.update_guard = False")
+TEACHING_ROWS = (
+    ("ce", "CE (fixed loss, same schedule)", _DEFAULT,
+     ("Trainer.method = 'baseline'",)),
+    ("paper", "L2T-DLN as the paper (Kaiming DLN, release teacher, release "
+     "density)", _DEFAULT, _PAPER),
+    ("warm", "paper + DLN warm start (ours)", _DEFAULT,
+     ("Trainer.update_guard = False",)),
+    ("guard", "paper + guarded update (ours)", _DEFAULT,
+     ("Trainer.dln_warm_start = False",)),
+    ("zero_cell", "paper + zero-initialised last teacher cell (ours)",
+     _DEFAULT, _PAPER + ("TeacherUpdater.zero_last_cell = True",)),
+    ("default", "warm start + guard: the default job", _DEFAULT, ()),
+    ("default_zero_cell", "warm start + guard + zero last cell", _DEFAULT,
+     ("TeacherUpdater.zero_last_cell = True",)),
+    ("default_bn_inference", "warm start + guard, e_val in BN inference mode",
+     _DEFAULT, ("Trainer.validation_bn_mode = 'inference'",)),
+    ("default_keras_teacher", "warm start + guard, Keras teacher init",
+     _DEFAULT, ("TeacherUpdater.initialization = 'keras'",)),
+)
+SUITES = {"table1": tuple((k, label, gin, ()) for k, label, gin in
+                          DIGITS_METHODS),
+          "teaching": TEACHING_ROWS}
+
+
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--suite", default="table1", choices=sorted(SUITES),
+                      help="table1: every method of Table 1; teaching: the "
+                      "L2T-DLN ablation of issue 12")
   parser.add_argument("--seeds", type=int, default=5)
   parser.add_argument("--methods", default=None,
                       help="comma-separated keys (default: all): " +
@@ -56,21 +92,22 @@ def parse_args(argv=None):
 
 def commands(args):
   """The run_seeds commands, then the make_table command."""
-  chosen = DIGITS_METHODS
+  chosen = SUITES[args.suite]
   if args.methods:
     keys = args.methods.split(",")
-    unknown = set(keys) - {key for key, _, _ in DIGITS_METHODS}
+    unknown = set(keys) - {row[0] for row in chosen}
     if unknown:
       raise SystemExit(f"--methods: unknown {sorted(unknown)}; choose from "
-                       f"{[key for key, _, _ in DIGITS_METHODS]}.")
-    chosen = [m for m in DIGITS_METHODS if m[0] in keys]
+                       f"{[row[0] for row in chosen]}.")
+    chosen = [m for m in chosen if m[0] in keys]
   runs, rows = [], []
-  for key, label, gin_file in chosen:
+  for key, label, gin_file, bindings in chosen:
     output_dir = os.path.join(args.runs_dir, f"{args.prefix}_{key}_seeds")
     command = [sys.executable, os.path.join(TOOLS, "run_seeds.py"),
                f"--gin_file={gin_file}", f"--seeds={args.seeds}",
                f"--output_dir={output_dir}"]
-    command += [f"--gin_bindings={b}" for b in args.gin_bindings]
+    command += [f"--gin_bindings={b}" for b in
+                list(bindings) + list(args.gin_bindings)]
     runs.append(command)
     rows.append(f"--row={label}={output_dir}/seed_*")
   table = [sys.executable, os.path.join(TOOLS, "make_table.py"),

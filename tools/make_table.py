@@ -8,8 +8,11 @@ r"""Turns run directories into the paper's tables (Markdown and JSON).
 Each --row is `label=glob`: the glob names the model directories of one cell
 (one per seed, as `tools/run_seeds.py` writes them), each holding the
 `results.json` of a finished run. A row reports mean ± sample std over the
-seeds of the run's primary metric (test accuracy, mIoU or mAP) and the median
-time per teacher round (the Table 5 column). Rows come out in the order
+seeds of the run's primary metric (test accuracy, mIoU or mAP), its minimum,
+the CE comparison student trained on the same batches (when the runs have
+one), the median time per teacher round (the Table 5 column) and per run,
+and, for taught losses, the fraction of DLN updates kept and the DLN's
+relative movement. Rows come out in the order
 given, so the same tool makes Table 1 (methods × models), Table 4 (validation
 ratios), Table 5 (unroll lengths) and Table 6 (DLN optimisers).
 """
@@ -35,28 +38,66 @@ def load_cell(pattern):
   return results
 
 
+def _mean_std(values):
+  values = np.asarray(values, float)
+  return (float(values.mean()),
+          float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+
+
+def _median(results, key):
+  values = [r[key] for r in results if r.get(key) is not None]
+  return float(np.median(values)) if values else None
+
+
 def summarise(results):
-  """{metric, mean, std, n, median_round_time_s} of one cell."""
+  """One cell: the metric's mean, std, min and per-seed values over seeds.
+
+  Also, where the runs report them: the CE comparison student's mean and
+  std (`baseline_<metric>`), the median time per teacher round and per run
+  (`train_time_s`), and the teaching diagnostics' means over seeds.
+  """
   metric = results[0].get("primary_metric", "test_accuracy")
-  values = np.array([r[metric] for r in results], float)
-  times = [r["median_round_time_s"] for r in results
-           if r.get("median_round_time_s") is not None]
-  return {"metric": metric, "mean": float(values.mean()),
-          "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-          "n": int(len(values)),
-          "median_round_time_s": float(np.median(times)) if times else None}
+  values = [r[metric] for r in results]
+  mean, std = _mean_std(values)
+  cell = {"metric": metric, "mean": mean, "std": std,
+          "min": float(np.min(values)), "n": len(values),
+          "values": [float(v) for v in values],
+          "median_round_time_s": _median(results, "median_round_time_s"),
+          "median_train_time_s": _median(results, "train_time_s")}
+  twin = [r[f"baseline_{metric}"] for r in results
+          if r.get(f"baseline_{metric}") is not None]
+  if len(twin) == len(results):
+    cell["baseline_mean"], cell["baseline_std"] = _mean_std(twin)
+  for key in ("fraction_updates_accepted", "dln_relative_change"):
+    found = [r[key] for r in results if r.get(key) is not None]
+    if found:
+      cell[key] = float(np.mean(found))
+  return cell
+
+
+def _cell_text(cell):
+  """Markdown cells after the label, in the header's order."""
+  pct = lambda v: f"{100 * v:.2f}"
+  twin = (f"{pct(cell['baseline_mean'])} ± {pct(cell['baseline_std'])}"
+          if "baseline_mean" in cell else "")
+  number = lambda v, fmt: "" if v is None else format(v, fmt)
+  return [cell["metric"], f"{pct(cell['mean'])} ± {pct(cell['std'])}",
+          pct(cell["min"]), str(cell["n"]), twin,
+          number(cell["median_round_time_s"], ".3f"),
+          number(cell.get("median_train_time_s"), ".0f"),
+          number(cell.get("fraction_updates_accepted"), ".2f"),
+          number(cell.get("dln_relative_change"), ".3f")]
 
 
 def markdown(title, rows):
-  """One Markdown table: label, metric (%) mean ± std, n, s / round."""
-  lines = [f"## {title}", "", "| | metric | mean ± std (%) | seeds | "
-           "s / teacher round |", "|---|---|---|---|---|"]
+  """One Markdown table, a row per cell (metric in %)."""
+  header = ["", "metric", "mean ± std (%)", "min (%)", "seeds",
+            "CE twin (%)", "s / teacher round", "s / run",
+            "updates kept", "DLN moved (rel.)"]
+  lines = [f"## {title}", "", "| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
   for label, cell in rows:
-    time = cell["median_round_time_s"]
-    lines.append(
-        f"| {label} | {cell['metric']} | {100 * cell['mean']:.2f} ± "
-        f"{100 * cell['std']:.2f} | {cell['n']} | "
-        f"{'' if time is None else f'{time:.3f}'} |")
+    lines.append("| " + " | ".join([label] + _cell_text(cell)) + " |")
   return "\n".join(lines) + "\n"
 
 
