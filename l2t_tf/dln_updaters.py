@@ -116,12 +116,13 @@ class TeacherUpdater(DLNUpdater):
   def __init__(self, optimizer="adam", learning_rate=1e-3,
                hidden_units=(64, 64, 64), preprocess_factor=10.0,
                output_scale=1e-3, dtype="float32", initialization="release",
-               zero_last_cell=False):
+               zero_last_cell=False, descent_skip=False):
     super().__init__(name="teacher_updater")
     self.teacher = teacher_lib.LSTMTeacher(
         hidden_units=hidden_units, preprocess_factor=preprocess_factor,
         output_scale=output_scale, dtype=dtype,
-        initialization=initialization, zero_last_cell=zero_last_cell)
+        initialization=initialization, zero_last_cell=zero_last_cell,
+        descent_skip=descent_skip)
     self.optimizer = make_optimizer(optimizer, learning_rate)
     self.state = None
 

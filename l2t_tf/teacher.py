@@ -17,6 +17,15 @@ orthogonal recurrent kernel, unit forget bias), whose first outputs are
 ~2e-4, so the DLN barely moves. `zero_last_cell=True` (ours, off by default)
 zeroes the last cell's weights: its output, hence the teacher's drift,
 starts at exactly 0 and grows only as the teacher learns.
+
+`descent_skip=True` (ours, off by default) adds a learned linear read-out of
+the preprocessed gradient to the last cell's output,
+    T(g) = output_scale * (h_last + [log|g|/k, s(g)] . w),  w_0 = (0, -1),
+so that the teacher starts as a sign-descent step on phi (s(g) = sign g
+for |g| >= e^-k) and the LSTM learns a correction. The diagnostics showed
+why (issue 12): through three 64-unit cells at their initial scale the last
+cell's output hardly depends on the gradient, so in a few hundred rounds the
+teacher learns no descent direction (cos(step, -g) stayed ~0).
 """
 import math
 
@@ -89,7 +98,7 @@ class LSTMTeacher(keras.layers.Layer):
 
   def __init__(self, hidden_units=(64, 64, 64), preprocess_factor=10.0,
                output_scale=1e-3, initialization="release",
-               zero_last_cell=False, **kwargs):
+               zero_last_cell=False, descent_skip=False, **kwargs):
     super().__init__(**kwargs)
     if initialization not in INITIALIZATIONS:
       raise errors.UserError(f"teacher initialization must be one of "
@@ -106,6 +115,10 @@ class LSTMTeacher(keras.layers.Layer):
     for cell in self.cells:
       cell.build((None, n_in))
       n_in = cell.units
+    self.skip = (self.add_weight(
+        shape=(2,), name="descent_skip",
+        initializer=keras.initializers.Constant([0.0, -1.0]))
+                 if descent_skip else None)
     self.built = True
 
   @property
@@ -118,10 +131,13 @@ class LSTMTeacher(keras.layers.Layer):
              tf.zeros((num_coordinates, u), dtype)] for u in self.state_sizes]
 
   def call(self, gradient, state):
-    x = preprocess_gradient(tf.cast(gradient, self.compute_dtype),
-                            self.preprocess_factor)
-    new_state = []
+    features = preprocess_gradient(tf.cast(gradient, self.compute_dtype),
+                                   self.preprocess_factor)
+    x, new_state = features, []
     for cell, (h, c) in zip(self.cells, state):
       x, (h, c) = cell(x, [h, c])
       new_state.append([h, c])
-    return self.output_scale * x[:, 0], new_state
+    out = x[:, 0]
+    if self.skip is not None:
+      out = out + tf.tensordot(features, tf.cast(self.skip, out.dtype), 1)
+    return self.output_scale * out, new_state

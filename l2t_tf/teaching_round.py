@@ -21,6 +21,10 @@ round then takes N student steps (its input holds N batches, not 2N).
 theta_0 on the same batches and are judged on the same validation batch, so
 e_2 > e_1 means the new DLN phi_1 made this round worse. The round then keeps
 phi_0 and stage I's student (the teacher still learns from de_2/dphi_1).
+With `guard_min_properness=q` it also rejects a phi_1 whose
+`loss_surface.properness` is below q, so the DLN stays a loss that raises
+the true class and lowers the others over the whole input square, not only
+where this student's predictions are now.
 
 Diagnostics returned per round (issue 12): `teacher_cosine`, the cosine
 between the DLN step phi_1 - phi_0 and -de_1/dphi_0 (> 0: a descent step);
@@ -31,9 +35,11 @@ import time
 
 import tensorflow as tf
 
+from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import errors
 from l2t_tf import hypergradient
+from l2t_tf import loss_surface
 
 STAGE3_MODES = ("paper", "release")
 VALIDATION_BN_MODES = ("train", "inference")
@@ -130,7 +136,7 @@ class TeachingRound:
   def __init__(self, strategy, task, student, dln, updater, learning_rate,
                mode="unrolled", stage3="paper", baseline_student=None,
                baseline_only=False, validation_bn_mode="inference",
-               guard=False):
+               guard=False, guard_min_properness=None):
     if stage3 not in STAGE3_MODES:
       raise errors.UserError(f"stage3 must be one of {STAGE3_MODES}, got {stage3!r}.")
     if validation_bn_mode not in VALIDATION_BN_MODES:
@@ -150,6 +156,12 @@ class TeachingRound:
     self.mode, self.stage3, self.baseline_only = mode, stage3, baseline_only
     self.validation_training = validation_bn_mode == "train"
     self.guard = bool(guard)
+    self.guard_min_properness = guard_min_properness
+    if guard_min_properness is not None and not (
+        guard and isinstance(dln, dln_lib.PairwiseDLN)):
+      raise errors.UserError(
+          "update_guard_min_properness needs update_guard = True and a "
+          "PairwiseDLN (classification or segmentation).")
     #: Batches of N steps a round consumes (stage III reuses stage I's in
     #: the release's variant) and the student's SGD steps per round.
     self.stages = 1 if stage3 == "release" else 2
@@ -313,6 +325,10 @@ class TeachingRound:
         skipped += 1
       accepted = helped or not self.guard or (
           float(s3["validation_error"]) == float(s1["validation_error"]))
+      if self.guard_min_properness is not None:
+        metrics["dln_properness"] = loss_surface.properness(self.dln)
+        accepted = accepted and (metrics["dln_properness"] >=
+                                 self.guard_min_properness)
       if not accepted:
         self._restore(dln_before, s1["trainable"], s1["non_trainable"])
       metrics["update_accepted"] = float(accepted)

@@ -102,7 +102,7 @@ class Trainer:
                max_rounds=None, eval_batch_size=500, progress=True,
                method="l2t_dln", rounds_per_validation_batch=1,
                validation_bn_mode="inference", update_guard=False,
-               dln_warm_start=False):
+               dln_warm_start=False, update_guard_min_properness=None):
     if method not in METHODS:
       raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
                              f"{method!r}.")
@@ -125,8 +125,9 @@ class Trainer:
     self.test_data = task.test_batches(eval_batch_size)
     self.history = {"epochs": [], "round_time_s": [], "rounds": []}
     self.method = method
-    self.round_options = dict(validation_bn_mode=validation_bn_mode,
-                              guard=bool(update_guard))
+    self.round_options = dict(
+        validation_bn_mode=validation_bn_mode, guard=bool(update_guard),
+        guard_min_properness=update_guard_min_properness)
     self.dln_warm_start = bool(dln_warm_start)
     self._build(updater, train_baseline, student_learning_rate,
                 hypergradient_mode, stage3)
@@ -183,8 +184,8 @@ class Trainer:
 
   def _warm_start(self):
     """Fits the DLN to a proper loss before teaching (`dln_warm_start`)."""
-    if not self.dln_warm_start:
-      return {}
+    if not self.dln_warm_start or self.method != "l2t_dln":
+      return {}  # A fixed-loss run has no DLN to teach.
     if not isinstance(self.dln, dln_lib.PairwiseDLN):
       raise errors.UserError(
           f"Trainer.dln_warm_start fits a PairwiseDLN; this task's DLN is a "
@@ -356,7 +357,8 @@ class Trainer:
 
   def _end_epoch(self, epoch, history):
     entry = {"epoch": epoch + 1, "rounds_done": int(self.rounds_done)}
-    if isinstance(self.dln, dln_lib.PairwiseDLN):
+    if self.method == "l2t_dln" and isinstance(self.dln,
+                                               dln_lib.PairwiseDLN):
       entry["dln_properness"] = loss_surface.properness(self.dln)
     entry.update(self.task.evaluate(self.student, self.test_data))
     if self.baseline is not None:
@@ -406,9 +408,10 @@ class Trainer:
         results[f"baseline_{k}"] = v
     times = history["round_time_s"]
     results.update(self.warm_start, **_teaching_summary(history["rounds"]))
-    results["dln_relative_change"] = self.round.dln_relative_change()
-    if isinstance(self.dln, dln_lib.PairwiseDLN):
-      results["dln_properness"] = loss_surface.properness(self.dln)
+    if self.method == "l2t_dln":
+      results["dln_relative_change"] = self.round.dln_relative_change()
+      if isinstance(self.dln, dln_lib.PairwiseDLN):
+        results["dln_properness"] = loss_surface.properness(self.dln)
     results.update(
         primary_metric=metric, rounds_done=int(self.rounds_done),
         teacher_epochs_done=int(self.epoch),

@@ -8,11 +8,14 @@ import sys
 import threading
 import time
 
+import gin
 import numpy as np
 import tensorflow as tf
 
 import l2t_tf
-import trainer_testlib as lib
+from l2t_tf import config
+from l2t_tf import trainer as trainer_lib
+from l2t_tf.tasks import classification
 
 TINY = ["Trainer.unroll_length = 2", "Trainer.teacher_epochs = 2",
         "Trainer.rounds_per_epoch = 3", "Trainer.batch_size = 10",
@@ -79,10 +82,16 @@ class MainTest(tf.test.TestCase):
         os.path.join(model_dir, "operative_config.gin")))
     self.assertNotEmpty(tf.io.gfile.glob(
         os.path.join(model_dir, "tensorboard", "events.out.tfevents.*")))
-    # 4. Same result as an uninterrupted run of the same configuration.
-    straight = lib.tiny_trainer(os.path.join(self.get_temp_dir(), "straight"),
-                                eval_batch_size=500)
+    # 4. Same result as an uninterrupted run of the same configuration (the
+    # default gin file with the same bindings, built in this process).
+    gin.clear_config()
+    config.parse([config.DEFAULT_GIN_FILE], TINY)
+    straight = trainer_lib.Trainer(
+        classification.ClassificationTask(),
+        os.path.join(self.get_temp_dir(), "straight"),
+        tf.distribute.get_strategy(), progress=False)
     expected = straight.run()
+    gin.clear_config()
     self.assertAllClose(results["test_accuracy"], expected["test_accuracy"])
     self.assertAllClose(results["baseline_test_accuracy"],
                         expected["baseline_test_accuracy"])

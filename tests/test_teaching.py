@@ -189,6 +189,20 @@ class GuardAndDensityTest(tf.test.TestCase):
     kept_metrics = kept.round(train, val)
     self.assertEqual(kept_metrics["update_accepted"], 1.0)
 
+  def test_properness_guard_rejects_an_improper_dln(self):
+    """No DLN is proper on more than the whole square: q > 1 rejects all."""
+    trainer = self._trainer(update_guard_min_properness=1.5)
+    data, _ = trainer.epoch_rounds(0)
+    train, val = next(iter(data))
+    before = [v.numpy() for v in trainer.dln.trainable_variables]
+    metrics = trainer.round(train, val)
+    self.assertEqual(metrics["update_accepted"], 0.0)
+    self.assertBetween(metrics["dln_properness"], 0.0, 1.0)
+    for v, b in zip(trainer.dln.trainable_variables, before):
+      self.assertAllEqual(v, b)
+    with self.assertRaisesRegex(errors.UserError, "min_properness"):
+      self._trainer(update_guard=False, update_guard_min_properness=0.5)
+
   def test_guard_needs_the_release_stage3(self):
     with self.assertRaisesRegex(errors.UserError, "update_guard"):
       lib.tiny_trainer(self.get_temp_dir(), update_guard=True)
