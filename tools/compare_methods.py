@@ -42,28 +42,52 @@ DIGITS_METHODS = (
 # Every row has the default job's data, student and schedule (the release's
 # density: stage III restarts from theta_0 on stage I's N batches, 5 rounds
 # per validation batch, BatchNorm in training mode for e_val) and its own CE
-# twin on the same batches; rows differ in what is switched on.
+# twin on the same batches; each row pins every extension of ours on or off,
+# so a row means the same whatever the default gin file switches on.
 _DEFAULT = "gin_configs/digits_l2t_dln.gin"
-_PAPER = ("Trainer.dln_warm_start = False", "Trainer.update_guard = False")
+_EXTENSIONS = ("Trainer.dln_warm_start", "Trainer.update_guard",
+               "TeacherUpdater.zero_last_cell", "TeacherUpdater.descent_skip")
+_PROPER = "Trainer.update_guard_min_properness"
+
+
+def _pinned(*on, proper=None, extra=()):
+  """Bindings switching the extensions in `on` on and the others off."""
+  return tuple(f"{name} = {name in on}" for name in _EXTENSIONS) + (
+      f"{_PROPER} = {proper}",) + extra
+
+
+_WARM, _GUARD, _ZERO, _SKIP = _EXTENSIONS
 TEACHING_ROWS = (
     ("ce", "CE (fixed loss, same schedule)", _DEFAULT,
      ("Trainer.method = 'baseline'",)),
     ("paper", "L2T-DLN as the paper (Kaiming DLN, release teacher, release "
-     "density)", _DEFAULT, _PAPER),
-    ("warm", "paper + DLN warm start (ours)", _DEFAULT,
-     ("Trainer.update_guard = False",)),
-    ("guard", "paper + guarded update (ours)", _DEFAULT,
-     ("Trainer.dln_warm_start = False",)),
-    ("zero_cell", "paper + zero-initialised last teacher cell (ours)",
-     _DEFAULT, _PAPER + ("TeacherUpdater.zero_last_cell = True",)),
-    ("default", "warm start + guard: the default job", _DEFAULT, ()),
-    ("default_zero_cell", "warm start + guard + zero last cell", _DEFAULT,
-     ("TeacherUpdater.zero_last_cell = True",)),
-    ("default_bn_inference", "warm start + guard, e_val in BN inference mode",
-     _DEFAULT, ("Trainer.validation_bn_mode = 'inference'",)),
-    ("default_keras_teacher", "warm start + guard, Keras teacher init",
-     _DEFAULT, ("TeacherUpdater.initialization = 'keras'",)),
+     "density)", _DEFAULT, _pinned()),
+    ("warm", "paper + DLN warm start", _DEFAULT, _pinned(_WARM)),
+    ("guard", "paper + guarded update", _DEFAULT, _pinned(_GUARD)),
+    ("zero_cell", "paper + zero-initialised last teacher cell", _DEFAULT,
+     _pinned(_ZERO)),
+    ("descent_skip", "paper + zero last cell + descent skip", _DEFAULT,
+     _pinned(_ZERO, _SKIP)),
+    ("all", "all of ours: warm start, descent teacher, guard with "
+     "properness 0.9 (the default job)", _DEFAULT,
+     _pinned(_WARM, _GUARD, _ZERO, _SKIP, proper=0.9)),
+    ("all_no_properness", "all of ours, guard without properness", _DEFAULT,
+     _pinned(_WARM, _GUARD, _ZERO, _SKIP)),
+    ("warm_guard_zero", "warm start + guard + zero last cell (no descent "
+     "skip)", _DEFAULT, _pinned(_WARM, _GUARD, _ZERO)),
+    ("default", "warm start + guard", _DEFAULT, _pinned(_WARM, _GUARD)),
+    ("all_bn_inference", "all of ours, e_val in BN inference mode", _DEFAULT,
+     _pinned(_WARM, _GUARD, _ZERO, _SKIP, proper=0.9, extra=(
+         "Trainer.validation_bn_mode = 'inference'",))),
 )
+SUITE_DEFAULTS = {
+    "table1": dict(prefix="digits", output="docs/digits_table1",
+                   title="Digits, Table 1-style (same student, data order "
+                   "and budget for every method)"),
+    "teaching": dict(prefix="digits_teaching", output="docs/digits_teaching",
+                     title="Digits: does L2T-DLN teach? (issue 12 ablation, "
+                     "5 seeds)"),
+}
 SUITES = {"table1": tuple((k, label, gin, ()) for k, label, gin in
                           DIGITS_METHODS),
           "teaching": TEACHING_ROWS}
@@ -79,15 +103,22 @@ def parse_args(argv=None):
                       help="comma-separated keys (default: all): " +
                       ",".join(key for key, _, _ in DIGITS_METHODS))
   parser.add_argument("--runs_dir", default="runs")
-  parser.add_argument("--prefix", default="digits")
-  parser.add_argument("--output", default="docs/digits_table1")
-  parser.add_argument("--title", default="Digits, Table 1-style (same "
-                      "student, data order and budget for every method)")
+  parser.add_argument("--prefix", default=None,
+                      help="run directory prefix (default per suite)")
+  parser.add_argument("--output", default=None,
+                      help="table path without extension (default per suite)")
+  parser.add_argument("--title", default=None)
   parser.add_argument("--gin_bindings", action="append", default=[],
                       help="extra bindings for every run")
   parser.add_argument("--dry_run", action="store_true",
                       help="print the commands instead of running them")
-  return parser.parse_args(argv)
+  parser.add_argument("--table_only", action="store_true",
+                      help="only tabulate the finished runs (no training)")
+  args = parser.parse_args(argv)
+  for name, value in SUITE_DEFAULTS[args.suite].items():
+    if getattr(args, name) is None:
+      setattr(args, name, value)
+  return args
 
 
 def commands(args):
@@ -119,7 +150,7 @@ def main(argv=None):
   args = parse_args(argv)
   runs, table = commands(args)
   start = time.time()
-  for command in runs + [table]:
+  for command in ([] if args.table_only else runs) + [table]:
     print("$", shlex.join(command), flush=True)
     if not args.dry_run:
       subprocess.run(command, check=True)
