@@ -70,6 +70,25 @@ class TeacherInitialisationTest(tf.test.TestCase, parameterized.TestCase):
     grads = tape.gradient(objective, teacher.trainable_variables)
     self.assertGreater(float(tf.linalg.global_norm(grads)), 0.0)
 
+  @parameterized.parameters("float32", "float64")
+  def test_descent_skip_starts_as_sign_descent(self, dtype):
+    """Zero last cell + skip: T(g) = -gamma * sign(g) where |g| >= e^-10."""
+    keras.utils.set_random_seed(0)
+    teacher = teacher_lib.LSTMTeacher(zero_last_cell=True, descent_skip=True,
+                                      output_scale=1e-3, dtype=dtype)
+    gradient = tf.constant([0.3, -2e-3, 1e-4, -1e-6, 0.0], dtype)
+    step, _ = teacher(gradient, teacher.initial_state(5))
+    # |g| < e^-10: the second feature is e^k g, so the step is -gamma e^k g.
+    small = -math.exp(10.0) * -1e-6
+    self.assertAllClose(step, 1e-3 * np.array([-1, 1, -1, small, 0]),
+                        rtol=1e-5)
+    # The read-out is learned: the VJP of Eq. 8 reaches it.
+    with tf.GradientTape() as tape:
+      step, _ = teacher(gradient, teacher.initial_state(5))
+    grads = tape.gradient(step, [teacher.skip],
+                          output_gradients=tf.ones_like(step))
+    self.assertGreater(float(tf.norm(grads[0])), 0.0)
+
   def test_unknown_initialisation(self):
     with self.assertRaisesRegex(errors.UserError, "initialization"):
       teacher_lib.LSTMTeacher(initialization="torch")
