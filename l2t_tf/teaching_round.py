@@ -135,7 +135,7 @@ class TeachingRound:
 
   def __init__(self, strategy, task, student, dln, updater, learning_rate,
                mode="unrolled", stage3="paper", baseline_student=None,
-               baseline_only=False, validation_bn_mode="inference",
+               baseline_only=False, validation_bn_mode="train",
                guard=False, guard_min_properness=None):
     if stage3 not in STAGE3_MODES:
       raise errors.UserError(f"stage3 must be one of {STAGE3_MODES}, got {stage3!r}.")

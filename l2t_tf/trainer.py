@@ -101,7 +101,7 @@ class Trainer:
                rounds_per_epoch=None, checkpoint_every_rounds=1, seed=0,
                max_rounds=None, eval_batch_size=500, progress=True,
                method="l2t_dln", rounds_per_validation_batch=1,
-               validation_bn_mode="inference", update_guard=False,
+               validation_bn_mode="train", update_guard=False,
                dln_warm_start=False, update_guard_min_properness=None):
     if method not in METHODS:
       raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
