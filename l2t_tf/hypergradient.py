@@ -31,11 +31,22 @@ student gradients of every step are averaged over replicas (all-reduce MEAN,
 differentiable), so all replicas take the same steps as one device on the
 whole batch, and the MEAN of the per-replica hypergradients is the full-batch
 hypergradient.
+
+Compile the loops with `hypergradient.function`, not `tf.function` (issue 13):
+it is `tf.function` with grappler's memory optimizer turned off, whose AddN
+rewrite breaks the gradients of while loops on big students.
 """
 import collections
+import contextlib
+import functools
 import weakref
 
 import tensorflow as tf
+# Private TF API: the only handle on a function call's grappler config
+# (tf.config.optimizer.set_experimental_options has no memory_optimization).
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.eager import context as eager_context
 
 from l2t_tf import errors
 
@@ -44,6 +55,84 @@ MODES = ("unrolled", "reverse")
 Unroll = collections.namedtuple(
     "Unroll", ["gradients", "validation_error", "trainable", "non_trainable",
                "train_loss"])
+
+
+_NO_MEM_OPT = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+_CALL_OPTIONS = {}  # config_proto_serialized -> FunctionCallOptions.
+
+
+@contextlib.contextmanager
+def _memory_optimizer_off():
+  """Eager calls of `tf.function`s in this block skip the memory optimizer.
+
+  Grappler optimises a function the first time it is called, with the
+  ConfigProto of the calling thread's `function_call_options` (part of the
+  instantiation key, so the same function may also run elsewhere with the
+  default config). Only `memory_optimization` is changed: everything else,
+  including `tf.config.optimizer.set_experimental_options`, stays.
+  """
+  ctx = eager_context.context()
+  options = ctx.function_call_options
+  key = options.config_proto_serialized
+  if key not in _CALL_OPTIONS:
+    config = config_pb2.ConfigProto.FromString(key or b"")
+    config.graph_options.rewrite_options.memory_optimization = _NO_MEM_OPT
+    _CALL_OPTIONS[key] = eager_context.FunctionCallOptions(
+        executor_type=options.executor_type, config_proto=config)
+  ctx.function_call_options = _CALL_OPTIONS[key]
+  try:
+    yield
+  finally:
+    ctx.function_call_options = options
+
+
+class _Function:
+  """A `tf.function` whose eager calls run without the memory optimizer."""
+
+  def __init__(self, function):
+    self._function = function
+    functools.update_wrapper(self, function, updated=())
+
+  def __call__(self, *args, **kwargs):
+    if not tf.executing_eagerly():  # Inside a graph the caller's config rules.
+      return self._function(*args, **kwargs)
+    with _memory_optimizer_off():
+      return self._function(*args, **kwargs)
+
+  def __getattr__(self, name):  # get_concrete_function, tracing counts, ...
+    return getattr(self._function, name)
+
+
+def function(fn=None, **kwargs):
+  """`tf.function(fn, **kwargs)` without grappler's memory optimizer.
+
+  Use it for every function that runs student steps in a `tf.while_loop`
+  (issue 13). When the static estimate of a graph's peak memory exceeds 80 %
+  of the device's memory limit (256 MiB for TF's CPU device), the memory
+  optimizer's scheduling pass rewrites each AddN of more than two inputs
+  that are live at the peak into TemporaryVariable + AssignAdd +
+  DestroyTemporaryVariable. Inside a while loop this is wrong: the
+  TemporaryVariable waits (by a control edge) for one input only and also
+  runs in the loop's last iteration, the one whose condition is false,
+  where the AssignAdds and the destroy are dead. That iteration's variable
+  leaks into the step container, and the next call of a function with the
+  same node names fails with `AlreadyExistsError ... AddN_<k>/tmp_var/
+  frame:.../iter:<N>` (N = number of steps). The gradient of the unrolled
+  loop has dozens of such AddNs (aggregated gradients of tensors that the
+  second-order graph uses three or more times); the wide ResNet8 (width 64,
+  batch 25) crosses the threshold, the narrow one (width 16) does not.
+  Without that rewrite the memory optimizer leaves CPU graphs as they are
+  (its recomputation needs explicit hints, its swapping a GPU), so graphs
+  below the threshold run unchanged and bit for bit equal. On a GPU this
+  also turns off its swapping heuristics.
+
+  Only eager (top-level) calls are affected: called inside another
+  `tf.function`, the function is inlined and grappler uses the outer call's
+  config, so the outermost function must be made with this one.
+  """
+  if fn is None:
+    return lambda f: function(f, **kwargs)
+  return _Function(tf.function(fn, **kwargs))
 
 
 def sparse_cross_entropy(y_true, logits):
@@ -259,7 +348,7 @@ def _compiled(student, dln, validation_loss, mode, validation_training):
   per_student = _COMPILED.setdefault(student, {})
   key = (id(dln), id(validation_loss), mode, validation_training)
   if key not in per_student:
-    @tf.function
+    @function
     def fn(batches, validation_batch, learning_rate):
       result = unroll(
           stateless_apply(student),
