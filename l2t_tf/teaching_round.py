@@ -7,8 +7,9 @@ Stage III   theta_N -> theta_2N by N SGD steps on L_phi1 while computing
             e_2 and de_2/dphi_1; the teacher learns by one vector-Jacobian
             product through T (Eq. 8) and an Adam step.
 
-Each stage is one `tf.function` (traced once per input shape) that runs the
-student's unroll in `strategy.run` on its shard of the batch and then reduces
+Each stage is one `tf.function` (traced once per input shape; made by
+`hypergradient.function`, i.e. without grappler's memory optimizer) that runs
+the student's unroll in `strategy.run` on its shard of the batch and reduces
 (MEAN) and applies the results in cross-replica context, so every replica's
 student, DLN and teacher stay identical. Between stages, Python checks that
 the hypergradient is finite; a NaN/Inf skips that update (and is counted).
@@ -173,21 +174,24 @@ class TeachingRound:
       self.dln_initial = [tf.Variable(v, trainable=False,
                                       name=f"dln_initial_{i}")
                           for i, v in enumerate(dln.trainable_variables)]
-    self._stage1 = tf.function(lambda b, v: self._hyper_stage(
+    # Functions running student steps in a while loop skip grappler's memory
+    # optimizer (issue 13, see `hypergradient.function`).
+    compile_loop = hypergradient.function
+    self._stage1 = compile_loop(lambda b, v: self._hyper_stage(
         b, v, write_back=(stage3 == "paper"), keep_weights=self.guard))
-    self._stage3 = tf.function(lambda b, v: self._hyper_stage(
+    self._stage3 = compile_loop(lambda b, v: self._hyper_stage(
         b, v, write_back=True))
     self._apply = tf.function(self._apply_update)
     self._restore = tf.function(self._restore_round)
     self._learn = tf.function(self.updater.learn)
-    self._plain = tf.function(lambda b: self.student.plain_steps(
+    self._plain = compile_loop(lambda b: self.student.plain_steps(
         self._train_loss, b))
-    self._observe = tf.function(self._observe_stage)
+    self._observe = compile_loop(self._observe_stage)
     if self.baseline is not None:
-      self._baseline = tf.function(lambda b: self.baseline.plain_steps(
+      self._baseline = compile_loop(lambda b: self.baseline.plain_steps(
           task.baseline_loss, b, task.baseline_loss_layer()))
     if baseline_only:  # Method "baseline": the student learns from the task's
-      self._baseline_only = tf.function(  # hand-designed loss only.
+      self._baseline_only = compile_loop(  # hand-designed loss only.
           lambda b: self.student.plain_steps(task.baseline_loss, b,
                                              task.baseline_loss_layer()))
 

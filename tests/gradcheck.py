@@ -13,7 +13,7 @@ def compiled_unroll(student, train_loss, validation_loss, batches, validation,
   pairs) and e_val = `validation_loss` on `validation`, differentiated with
   respect to `dln.trainable_variables`; re-reads every variable per call.
   """
-  @tf.function
+  @hypergradient.function
   def unroll():
     return hypergradient.unroll(
         hypergradient.stateless_apply(student),
