@@ -25,6 +25,10 @@ are carried through them as constants (not differentiated, as in Eq. 4-6 and
 the authors' release). The validation error uses inference mode (moving
 statistics) by default here; `validation_training=True` evaluates it in
 training mode on the validation batch's own statistics, as the release does.
+Second derivatives through BatchNorm are exact only with
+`l2t_tf.students.batch_norm.BatchNormalization` (Keras' own layer stops the
+gradient through the batch mean in its variance: exact in first order, not
+in second); every student of the package uses it.
 
 Under a `tf.distribute` strategy, call `unroll` inside `strategy.run`: the
 student gradients of every step are averaged over replicas (all-reduce MEAN,
