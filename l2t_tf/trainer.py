@@ -413,7 +413,8 @@ class Trainer:
       if isinstance(self.dln, dln_lib.PairwiseDLN):
         results["dln_properness"] = loss_surface.properness(self.dln)
     results.update(
-        primary_metric=metric, rounds_done=int(self.rounds_done),
+        primary_metric=metric, method=self.method,
+        rounds_done=int(self.rounds_done),
         teacher_epochs_done=int(self.epoch),
         skipped_updates=int(self.skipped_updates),
         resumed_from_round=self.resumed_from_round,

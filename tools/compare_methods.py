@@ -14,6 +14,7 @@ methods are the digits files: the same student, data order and student
 budget for every method, only the loss (and whatever teaches it) differs.
 """
 import argparse
+import glob
 import os
 import platform
 import shlex
@@ -86,7 +87,7 @@ SUITE_DEFAULTS = {
                    "and budget for every method)"),
     "teaching": dict(prefix="digits_teaching", output="docs/digits_teaching",
                      title="Digits: does L2T-DLN teach? (issue 12 ablation, "
-                     "5 seeds)"),
+                     "seeds 0-4)"),
 }
 SUITES = {"table1": tuple((k, label, gin, ()) for k, label, gin in
                           DIGITS_METHODS),
@@ -113,7 +114,8 @@ def parse_args(argv=None):
   parser.add_argument("--dry_run", action="store_true",
                       help="print the commands instead of running them")
   parser.add_argument("--table_only", action="store_true",
-                      help="only tabulate the finished runs (no training)")
+                      help="only tabulate the finished runs (no training; "
+                      "rows without any finished seed are left out)")
   args = parser.parse_args(argv)
   for name, value in SUITE_DEFAULTS[args.suite].items():
     if getattr(args, name) is None:
@@ -146,9 +148,24 @@ def commands(args):
   return runs, table
 
 
+def _finished_rows_only(table):
+  """The make_table command without rows that have no finished seed."""
+  kept = []
+  for arg in table:
+    if arg.startswith("--row=") and not glob.glob(
+        os.path.join(arg.partition("=")[2].rpartition("=")[2],
+                     "results.json")):
+      print(f"not run, left out: {arg[len('--row='):]}", flush=True)
+      continue
+    kept.append(arg)
+  return kept
+
+
 def main(argv=None):
   args = parse_args(argv)
   runs, table = commands(args)
+  if args.table_only:
+    table = _finished_rows_only(table)
   start = time.time()
   for command in ([] if args.table_only else runs) + [table]:
     print("$", shlex.join(command), flush=True)

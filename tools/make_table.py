@@ -68,10 +68,11 @@ def summarise(results):
           if r.get(f"baseline_{metric}") is not None]
   if len(twin) == len(results):
     cell["baseline_mean"], cell["baseline_std"] = _mean_std(twin)
+  taught = [r for r in results if r.get("method", "l2t_dln") != "baseline"]
   for key in ("fraction_updates_accepted", "dln_relative_change"):
-    found = [r[key] for r in results if r.get(key) is not None]
-    if found:
-      cell[key] = float(np.mean(found))
+    found = [r[key] for r in taught if r.get(key) is not None]
+    if found and (any(found) or any("method" in r for r in taught)):
+      cell[key] = float(np.mean(found))  # (Old fixed-loss runs: all 0.)
   return cell
 
 
