@@ -18,7 +18,7 @@ from l2t_tf import trainer as trainer_lib
 from l2t_tf.tasks import classification
 
 TINY = ["Trainer.unroll_length = 2", "Trainer.teacher_epochs = 2",
-        "Trainer.rounds_per_epoch = 3", "Trainer.batch_size = 10",
+        "Trainer.rounds_per_epoch = 20", "Trainer.batch_size = 10",
         "Trainer.validation_batch_size = 50",
         "Trainer.checkpoint_every_rounds = 1",
         "digits_cnn.widths = (4, 8, 8)"]
@@ -51,7 +51,7 @@ class MainTest(tf.test.TestCase):
     model_dir = os.path.join(self.get_temp_dir(), "run")
     # 1. Ctrl-C after the first round: saved, exit 130, resumable.
     proc, stderr, reader = self._start_and_wait(
-        model_dir, r"epoch 1/2:.*\| [1-9]/3 \[")
+        model_dir, r"epoch 1/2:.*\| [1-9]/20 \[")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     reader.join()
@@ -61,7 +61,7 @@ class MainTest(tf.test.TestCase):
         os.path.join(model_dir, "checkpoints", "ckpt-*.index")))
     # 2. The same command resumes; SIGKILL it (no chance to save) in epoch 2.
     proc, stderr, reader = self._start_and_wait(
-        model_dir, r"epoch 2/2:.*\| [1-9]/3 \[")
+        model_dir, r"epoch 2/2:.*\| [1-9]/20 \[")
     proc.kill()
     proc.wait(timeout=60)
     reader.join()
@@ -71,13 +71,13 @@ class MainTest(tf.test.TestCase):
     self.assertEqual(out.returncode, 0, out.stderr[-3000:])
     results = json.loads(out.stdout.strip().splitlines()[-1])
     self.assertGreaterEqual(results["resumed_from_round"], 4)
-    self.assertEqual(results["rounds_done"], 6)
+    self.assertEqual(results["rounds_done"], 40)
     self.assertEqual(results["teacher_epochs_done"], 2)
     for key in ("test_accuracy", "baseline_test_accuracy", "model_dir",
                 "dln_export_path", "median_round_time_s"):
       self.assertIn(key, results)
     with open(os.path.join(model_dir, "results.json")) as f:
-      self.assertEqual(json.load(f)["rounds_done"], 6)
+      self.assertEqual(json.load(f)["rounds_done"], 40)
     self.assertTrue(os.path.exists(
         os.path.join(model_dir, "operative_config.gin")))
     self.assertNotEmpty(tf.io.gfile.glob(
