@@ -167,9 +167,10 @@ def markdown(rows, args, command, machine, date, elapsed_s):
       "", f"Command: `{command}`", "", f"Machine: {machine}.", "",
       f"Made {date}, {elapsed_s / 60:.1f} minutes for the sweep. "
       f"{auto} Each N is one `tools/benchmark_hypergrad.py` subprocess: "
-      f"one warm-up round (its extra time is the trace column), then "
-      f"{args.rounds} timed rounds (median), batch 25 / validation 100, "
-      "random CIFAR-shaped data.", "",
+      f"one warm-up round, then {args.rounds} timed rounds (median), batch "
+      "25 / validation 100, random CIFAR-shaped data. The trace column is "
+      "the warm-up round minus the median round, so it carries the "
+      "round-to-round noise of a loaded machine (most at large N).", "",
       "A round is stages I-III of Algorithm 1: 2N student steps, two exact "
       "hypergradients, the teacher's update and learning step. The machine "
       "is a shared, loaded CPU box, so the absolute seconds are not "
