@@ -52,10 +52,12 @@ def main(argv):
     sys.exit(3)
   except tf.errors.AlreadyExistsError as e:
     # A TensorFlow graph-optimiser (grappler) bug on the gradient of the
-    # unrolled while loop with large students (TF issues 23780, 38906).
+    # unrolled while loop with large students. `hypergradient.function`
+    # avoids the known cause (the memory optimizer's AddN rewrite); this is
+    # the fallback should another pass do the same.
     sys.stderr.write(
-        f"error: {e.message.splitlines()[0]}\nThis is a known TensorFlow "
-        "bug in differentiating the unrolled loop of a large student; use "
+        f"error: {e.message.splitlines()[0]}\nTensorFlow's graph optimiser "
+        "failed on the gradient of the unrolled loop of a large student; use "
         "--gin_bindings=\"Trainer.hypergradient_mode = 'reverse'\" (exact "
         "too, memory flat in N). The last completed round is checkpointed.\n")
     sys.exit(4)
