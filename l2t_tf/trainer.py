@@ -56,11 +56,6 @@ class Interrupted(Exception):
   """SIGTERM, turned into an exception so the loop can save and exit."""
 
 
-def _raise_interrupted(signum, frame):
-  del frame
-  raise Interrupted(f"signal {signum}")
-
-
 def _teaching_summary(rounds):
   """Fractions of rounds whose update helped / was kept, mean cosine."""
   summary = {}
@@ -266,7 +261,12 @@ class Trainer:
     writer = (tf.summary.create_file_writer(
         os.path.join(self.model_dir, "tensorboard")) if self.is_chief else
               tf.summary.create_noop_writer())
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    # Ctrl-C / SIGTERM ask the loop to stop after the current round (saved);
+    # a second one stops at once. A flag, not an exception raised wherever
+    # the signal lands (one raised inside a finaliser is swallowed).
+    self._stop_signal = None
+    previous = {sig: signal.signal(sig, self._request_stop)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     self.history = history = self._load_history()
     # Wall time of the run over all its processes (resumes add up).
     self._clock = (time.perf_counter(), history.get("train_time_s", 0.0))
@@ -288,8 +288,21 @@ class Trainer:
           e, self.strategy, tf.train.latest_checkpoint(
               self.checkpoint_dir)) from e
     finally:
-      signal.signal(signal.SIGTERM, previous)
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
     return self._results(history)
+
+  def _request_stop(self, signum, frame):
+    del frame
+    if self._stop_signal is not None:
+      raise Interrupted(f"signal {signum} (again)")
+    self._stop_signal = signum
+    logging.warning("Signal %d: stopping after this round (again to stop "
+                    "now).", signum)
+
+  def _check_stop(self):
+    if getattr(self, "_stop_signal", None) is not None:
+      raise Interrupted(f"signal {self._stop_signal}")
 
   def _loop(self, history):
     first_round_checked = False
@@ -321,6 +334,7 @@ class Trainer:
         bar.update(1)
         if int(self.rounds_done) % self.checkpoint_every_rounds == 0:
           self.save()
+        self._check_stop()
         if self.max_rounds and int(self.rounds_done) >= self.max_rounds:
           bar.close()
           self.save()
