@@ -289,7 +289,7 @@ class TeachingRound:
     """
     start = time.perf_counter()
     first = tf.nest.map_structure(lambda t: t[0], train_batches)
-    second = (first if self.stage3 == "release" else
+    second = (first if self.stages == 1 else
               tf.nest.map_structure(lambda t: t[1], train_batches))
     if self.baseline_only:
       losses = [float(self._baseline_only(b))
@@ -319,16 +319,13 @@ class TeachingRound:
       skipped += 1
     if updated and self.updater.learns_in_stage3:
       s3 = self._stage3(second, validation_batch)
-      metrics["e2"] = s3["validation_error"]
-      helped = float(s3["validation_error"]) < float(s1["validation_error"])
-      metrics.update(e2_minus_e1=s3["validation_error"] - s1[
-          "validation_error"], update_helped=float(helped))
+      e1, e2 = float(s1["validation_error"]), float(s3["validation_error"])
+      metrics.update(e2=e2, e2_minus_e1=e2 - e1, update_helped=float(e2 < e1))
       if bool(s3["finite"]):
         metrics.update(self._learn(context, s3["gradients"]))
       else:
         skipped += 1
-      accepted = helped or not self.guard or (
-          float(s3["validation_error"]) == float(s1["validation_error"]))
+      accepted = not self.guard or e2 <= e1
       if self.guard_min_properness is not None:
         metrics["dln_properness"] = loss_surface.properness(self.dln)
         accepted = accepted and (metrics["dln_properness"] >=

@@ -53,7 +53,7 @@ ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
 
 
 class Interrupted(Exception):
-  """SIGTERM, turned into an exception so the loop can save and exit."""
+  """Ctrl-C or SIGTERM, turned into an exception so the loop can save and exit."""
 
 
 def _teaching_summary(rounds):
@@ -301,7 +301,7 @@ class Trainer:
                     "now).", signum)
 
   def _check_stop(self):
-    if getattr(self, "_stop_signal", None) is not None:
+    if self._stop_signal is not None:
       raise Interrupted(f"signal {self._stop_signal}")
 
   def _loop(self, history):
@@ -369,10 +369,14 @@ class Trainer:
     tf.summary.image("dln_surface", tf.image.decode_png(png)[None],
                      step=epoch)
 
+  def _has_pairwise_dln(self):
+    """Whether this run teaches a PairwiseDLN (it has a properness)."""
+    return self.method == "l2t_dln" and isinstance(self.dln,
+                                                   dln_lib.PairwiseDLN)
+
   def _end_epoch(self, epoch, history):
     entry = {"epoch": epoch + 1, "rounds_done": int(self.rounds_done)}
-    if self.method == "l2t_dln" and isinstance(self.dln,
-                                               dln_lib.PairwiseDLN):
+    if self._has_pairwise_dln():
       entry["dln_properness"] = loss_surface.properness(self.dln)
     entry.update(self.task.evaluate(self.student, self.test_data))
     if self.baseline is not None:
@@ -424,8 +428,8 @@ class Trainer:
     results.update(self.warm_start, **_teaching_summary(history["rounds"]))
     if self.method == "l2t_dln":
       results["dln_relative_change"] = self.round.dln_relative_change()
-      if isinstance(self.dln, dln_lib.PairwiseDLN):
-        results["dln_properness"] = loss_surface.properness(self.dln)
+    if self._has_pairwise_dln():
+      results["dln_properness"] = loss_surface.properness(self.dln)
     results.update(
         primary_metric=metric, method=self.method,
         rounds_done=int(self.rounds_done),
