@@ -38,5 +38,8 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=7", "psutil"],
+        # tools/benchmark_torch_peer.py and tests/test_torch_peer.py only;
+        # the package never imports torch.
+        "peer": ["torch==2.13.0"],
     },
 )
