@@ -1,0 +1,108 @@
+r"""Our teaching round against the PyTorch peer's, interleaved; one JSON line.
+
+  python tools/speed_vs_peer.py --unroll=5 --repeats=3
+  python tools/speed_vs_peer.py --unroll=25 --mode=reverse \
+      --extra_ours="--rounds=3"
+
+Runs `tools/benchmark_hypergrad.py` (ours) and
+`tools/benchmark_torch_peer.py` (torch) as subprocesses, alternately (ours,
+torch, ours, torch, ...) `--repeats` times, so that a change of the load on a
+shared machine hits both alike, with the same depth, width, unroll, batch
+sizes, rounds and classes (and --mode for ours, --threads for torch). Each
+prints one JSON line; this prints one JSON line with, per framework ("ours",
+"torch"), the medians of round_s, plain_step_s, overhead and peak_rss_mb
+over the repeats, plus round_ratio = ours / torch median round_s,
+plain_step_ratio likewise, the settings and the raw runs. Nothing is
+asserted: the numbers are measurements. Children inherit this process'
+niceness and environment (PYTHONPATH gets the repository root).
+"""
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = {"ours": os.path.join(REPO, "tools", "benchmark_hypergrad.py"),
+           "torch": os.path.join(REPO, "tools", "benchmark_torch_peer.py")}
+SHARED = ("depth", "width", "unroll", "batch_size", "val_batch_size",
+          "rounds", "classes")
+KEYS = ("round_s", "plain_step_s", "overhead", "peak_rss_mb")
+
+flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
+flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
+flags.DEFINE_integer("unroll", 5, "N, student steps per stage.")
+flags.DEFINE_integer("batch_size", 25, "Training batch size.")
+flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
+flags.DEFINE_integer("rounds", 5, "Timed rounds per run (after a warm-up).")
+flags.DEFINE_integer("classes", 10, "Number of classes.")
+flags.DEFINE_integer("repeats", 3, "Runs of each benchmark, interleaved.")
+flags.DEFINE_enum("mode", "unrolled", ["unrolled", "reverse"],
+                  "Our hypergradient mode (the peer always unrolls).")
+flags.DEFINE_integer("threads", None, "The peer's --threads (default: its "
+                     "own, os.cpu_count()).")
+flags.DEFINE_string("extra_ours", "", "More flags for ours, one shell string.")
+flags.DEFINE_string("extra_torch", "", "More flags for the peer.")
+FLAGS = flags.FLAGS
+
+
+def _command(framework):
+  """The argv of one benchmark run."""
+  argv = [sys.executable, SCRIPTS[framework]]
+  argv += [f"--{name}={getattr(FLAGS, name)}" for name in SHARED]
+  if framework == "ours":
+    argv += [f"--mode={FLAGS.mode}"] + shlex.split(FLAGS.extra_ours)
+  else:
+    if FLAGS.threads:
+      argv.append(f"--threads={FLAGS.threads}")
+    argv += shlex.split(FLAGS.extra_torch)
+  return argv
+
+
+def _run(framework):
+  """Runs one benchmark; returns its JSON line as a dict (exits on failure)."""
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(
+      p for p in (REPO, env.get("PYTHONPATH")) if p)
+  argv = _command(framework)
+  print(f"running {framework}: {shlex.join(argv[1:])}", file=sys.stderr,
+        flush=True)
+  done = subprocess.run(argv, env=env, capture_output=True, text=True,
+                        check=False)
+  lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
+  if done.returncode or not lines:
+    sys.stderr.write(done.stderr[-3000:])
+    sys.exit(f"error: {framework} benchmark failed (exit {done.returncode}).")
+  return dict(json.loads(lines[-1]), framework=framework)
+
+
+def _summary(runs):
+  """Medians of KEYS over one framework's runs."""
+  return {k: statistics.median(r[k] for r in runs) for k in KEYS}
+
+
+def main(argv):
+  del argv
+  runs = []
+  for _ in range(FLAGS.repeats):
+    for framework in ("ours", "torch"):
+      runs.append(_run(framework))
+  ours = _summary([r for r in runs if r["framework"] == "ours"])
+  torch = _summary([r for r in runs if r["framework"] == "torch"])
+  print(json.dumps({
+      "settings": {name: getattr(FLAGS, name) for name in SHARED + (
+          "mode", "repeats", "threads", "extra_ours", "extra_torch")},
+      "ours": ours, "torch": torch,
+      "round_ratio": round(ours["round_s"] / torch["round_s"], 3),
+      "plain_step_ratio": round(ours["plain_step_s"] / torch["plain_step_s"],
+                                3),
+      "runs": runs,
+  }))
+
+
+if __name__ == "__main__":
+  app.run(main)
