@@ -44,7 +44,8 @@ on a shared 2-core box, workers that spin at OpenMP barriers while a
 sibling has lost its core to another job made a plain step 4-7x slower
 (0.29 s against 0.047 s with one thread and 0.07 s passive, ResNet8 w16).
 
-Output keys: depth, width, unroll, batch_size, val_batch_size, round_s
+Output keys: depth, width, unroll, mode ("unrolled", the only one),
+batch_size, val_batch_size, round_s
 (median), plain_step_s (median), overhead = round_s / (2N * plain_step_s),
 peak_rss_mb (peak resident memory of this process up to the end of the
 timed rounds), warmup_s (first round minus round_s), framework ("torch"),
@@ -433,7 +434,7 @@ def main(flags_):
                              flags_.batch_size, max(2 * n, 10))
   print(json.dumps({
       "depth": flags_.depth, "width": flags_.width, "unroll": n,
-      "batch_size": flags_.batch_size,
+      "mode": "unrolled", "batch_size": flags_.batch_size,
       "val_batch_size": flags_.val_batch_size,
       "round_s": round(round_s, 4), "plain_step_s": round(plain, 5),
       "overhead": round(round_s / (2 * n * plain), 3),
