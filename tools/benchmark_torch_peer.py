@@ -45,11 +45,10 @@ sibling has lost its core to another job made a plain step 4-7x slower
 (0.29 s against 0.047 s with one thread and 0.07 s passive, ResNet8 w16).
 
 Output keys: depth, width, unroll, mode ("unrolled", the only one),
-batch_size, val_batch_size, round_s
-(median), plain_step_s (median), overhead = round_s / (2N * plain_step_s),
-peak_rss_mb (peak resident memory of this process up to the end of the
-timed rounds), warmup_s (first round minus round_s), framework ("torch"),
-torch_version, threads, omp_wait_policy.
+batch_size, val_batch_size, round_s (median), plain_step_s (median),
+overhead = round_s / (2N * plain_step_s), peak_rss_mb (peak resident memory
+of this process up to the end of the timed rounds), warmup_s (first round
+minus round_s), framework ("torch"), torch_version, threads, omp_wait_policy.
 """
 import json
 import math
