@@ -1,9 +1,10 @@
-"""WRN-28-10 and NASNet-A students: sizes, bias-free convolutions, logits."""
+"""CIFAR ResNet layouts, WRN-28-10 and NASNet-A: sizes, convolutions, logits."""
 import keras
 import numpy as np
 import tensorflow as tf
 
 from l2t_tf import errors
+from l2t_tf.students import cifar_resnet
 from l2t_tf.students import nasnet
 from l2t_tf.students import wide_resnet
 
@@ -14,6 +15,27 @@ CONV_TYPES = (keras.layers.Conv2D, keras.layers.SeparableConv2D,
 def _biased_convs(model):
   return [layer.name for layer in model.layers
           if isinstance(layer, CONV_TYPES) and layer.use_bias]
+
+
+class CifarResNetLayoutTest(tf.test.TestCase):
+
+  def test_channels_first_computes_the_same_function(self):
+    """Same weights, NHWC inputs: the NCHW network (issue 13's lever) agrees."""
+    keras.utils.set_random_seed(0)
+    nhwc = cifar_resnet.cifar_resnet((8, 8, 3), depth=8, width=4)
+    nchw = cifar_resnet.cifar_resnet((8, 8, 3), depth=8, width=4,
+                                     data_format="channels_first")
+    nchw.set_weights(nhwc.get_weights())
+    x = np.random.default_rng(0).normal(size=(5, 8, 8, 3)).astype("float32")
+    for training in (True, False):
+      self.assertAllClose(nhwc(x, training=training),
+                          nchw(x, training=training), atol=1e-5)
+    self.assertAllClose(nhwc.non_trainable_weights, nchw.non_trainable_weights,
+                        atol=1e-6)  # The moving statistics, per channel.
+
+  def test_bad_data_format_is_a_user_error(self):
+    with self.assertRaisesRegex(errors.UserError, "data_format"):
+      cifar_resnet.cifar_resnet(data_format="NCHW")
 
 
 class WideResNetTest(tf.test.TestCase):

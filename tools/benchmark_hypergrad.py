@@ -9,7 +9,11 @@ random CIFAR-shaped data is timed after a warm-up round (tracing excluded),
 and so is one plain SGD + cross-entropy step of the same model in a
 `tf.function`. Output keys: round_s (median), plain_step_s (median),
 overhead = round_s / (2N * plain_step_s), peak_rss_mb (peak resident memory
-of this process up to the end of the timed rounds), trace_s (first round minus round_s).
+of this process up to the end of the timed rounds), trace_s (first round minus round_s),
+and the levers used (issue 13; `tools/speed_vs_peer.py --levers` compares them):
+--fused_batch_norm, --jit_compile (XLA for the round's loop functions and the
+plain step), --data_format, --inter_op_threads / --intra_op_threads (0: TF's
+default), and TF_ENABLE_ONEDNN_OPTS from the environment.
 """
 import json
 import os
@@ -21,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,6 +34,7 @@ from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
 from l2t_tf import teaching_round
+from l2t_tf.students import batch_norm  # pylint: disable=unused-import
 from l2t_tf.students import cifar_resnet
 from l2t_tf.tasks import base
 
@@ -40,6 +46,14 @@ flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
 flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up round).")
 flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES, "Hypergradient mode.")
 flags.DEFINE_integer("classes", 10, "Number of classes.")
+flags.DEFINE_bool("fused_batch_norm", False,
+                  "FusedBatchNormV3 forward in the student's BatchNorms.")
+flags.DEFINE_bool("jit_compile", False,
+                  "XLA-compile the round's loop functions and the plain step.")
+flags.DEFINE_enum("data_format", "channels_last",
+                  cifar_resnet.DATA_FORMATS, "The student's layout.")
+flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: default).")
+flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: default).")
 FLAGS = flags.FLAGS
 
 
@@ -48,7 +62,8 @@ class _RandomCifar(base.Task):
 
   def build_student(self):
     return cifar_resnet.cifar_resnet(num_classes=FLAGS.classes,
-                                     depth=FLAGS.depth, width=FLAGS.width)
+                                     depth=FLAGS.depth, width=FLAGS.width,
+                                     data_format=FLAGS.data_format)
 
   def build_dln(self):
     return dln_lib.classification_dln()
@@ -76,7 +91,7 @@ def _plain_step_seconds(student, rng, steps):
   """Median time of one SGD+CE step in a tf.function (tracing excluded)."""
   variables = student.trainable_variables
 
-  @tf.function
+  @tf.function(jit_compile=FLAGS.jit_compile)
   def step(x, y):
     with tf.GradientTape() as tape:
       loss = hypergradient.sparse_cross_entropy(y, student(x, training=True))
@@ -95,8 +110,22 @@ def _plain_step_seconds(student, rng, steps):
   return statistics.median(times)
 
 
+def _set_levers():
+  """Applies the lever flags before any TensorFlow op runs."""
+  if FLAGS.inter_op_threads:
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+  if FLAGS.intra_op_threads:
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+  gin.bind_parameter("fused_batch_norm.enabled", FLAGS.fused_batch_norm)
+  if FLAGS.jit_compile:  # The round's loop functions are made by this one.
+    plain_function = hypergradient.function
+    hypergradient.function = lambda fn=None, **kwargs: plain_function(
+        fn, jit_compile=True, **kwargs)
+
+
 def main(argv):
   del argv
+  _set_levers()
   keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
   task = _RandomCifar()
@@ -129,6 +158,11 @@ def main(argv):
       "peak_rss_mb": round(peak_rss_mb, 1),
       "trace_s": round(times[0] - round_s, 2),
       "traces": rounds.trace_count,
+      "fused_batch_norm": FLAGS.fused_batch_norm,
+      "jit_compile": FLAGS.jit_compile, "data_format": FLAGS.data_format,
+      "inter_op_threads": FLAGS.inter_op_threads,
+      "intra_op_threads": FLAGS.intra_op_threads,
+      "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
   }))
 
 

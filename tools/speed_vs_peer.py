@@ -3,6 +3,7 @@ r"""Our teaching round against the PyTorch peer's, interleaved; one JSON line.
   python tools/speed_vs_peer.py --unroll=5 --repeats=3
   python tools/speed_vs_peer.py --unroll=25 --mode=reverse \
       --extra_ours="--rounds=3"
+  python tools/speed_vs_peer.py --levers=all   # issue 13's levers too
 
 Runs `tools/benchmark_hypergrad.py` (ours) and
 `tools/benchmark_torch_peer.py` (torch) as subprocesses, alternately (ours,
@@ -12,7 +13,13 @@ sizes, rounds and classes (and --mode for ours, --threads for torch). Each
 prints one JSON line; this prints one JSON line with, per framework ("ours",
 "torch"), the medians of round_s, plain_step_s, overhead and peak_rss_mb
 over the repeats, plus round_ratio = ours / torch median round_s,
-plain_step_ratio likewise, the settings and the raw runs. Nothing is
+plain_step_ratio likewise, the settings and the raw runs.
+
+`--levers` adds runs of ours with one speed lever each (`LEVERS`: a flag of
+benchmark_hypergrad.py or an environment variable), interleaved with the
+two above; the line then also has, per lever, its medians and
+round_vs_ours / plain_step_vs_ours (the lever's median over ours' without
+it) and round_vs_torch. Nothing is
 asserted: the numbers are measurements. Children inherit this process'
 niceness and environment (PYTHONPATH gets the repository root).
 """
@@ -32,6 +39,15 @@ SCRIPTS = {"ours": os.path.join(REPO, "tools", "benchmark_hypergrad.py"),
 SHARED = ("depth", "width", "unroll", "batch_size", "val_batch_size",
           "rounds", "classes")
 KEYS = ("round_s", "plain_step_s", "overhead", "peak_rss_mb")
+#: lever -> (extra flags of benchmark_hypergrad.py, extra environment).
+LEVERS = {
+    "fused_batch_norm": (["--fused_batch_norm"], {}),
+    "jit_compile": (["--jit_compile"], {}),
+    "channels_first": (["--data_format=channels_first"], {}),
+    "onednn_off": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "inter_op_1": (["--inter_op_threads=1"], {}),
+    "intra_op_1": (["--intra_op_threads=1"], {}),
+}
 
 flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
 flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
@@ -47,15 +63,19 @@ flags.DEFINE_integer("threads", None, "The peer's --threads (default: its "
                      "own, os.cpu_count()).")
 flags.DEFINE_string("extra_ours", "", "More flags for ours, one shell string.")
 flags.DEFINE_string("extra_torch", "", "More flags for the peer.")
+flags.DEFINE_list("levers", [], f"Levers to time too: 'all' or some of "
+                  f"{sorted(LEVERS)}.")
 FLAGS = flags.FLAGS
 
 
-def _command(framework):
+def _command(framework, lever=None):
   """The argv of one benchmark run."""
   argv = [sys.executable, SCRIPTS[framework]]
   argv += [f"--{name}={getattr(FLAGS, name)}" for name in SHARED]
   if framework == "ours":
     argv += [f"--mode={FLAGS.mode}"] + shlex.split(FLAGS.extra_ours)
+    if lever:
+      argv += LEVERS[lever][0]
   else:
     if FLAGS.threads:
       argv.append(f"--threads={FLAGS.threads}")
@@ -63,21 +83,21 @@ def _command(framework):
   return argv
 
 
-def _run(framework):
+def _run(framework, lever=None):
   """Runs one benchmark; returns its JSON line as a dict (exits on failure)."""
-  env = dict(os.environ)
+  env = dict(os.environ, **(LEVERS[lever][1] if lever else {}))
   env["PYTHONPATH"] = os.pathsep.join(
       p for p in (REPO, env.get("PYTHONPATH")) if p)
-  argv = _command(framework)
-  print(f"running {framework}: {shlex.join(argv[1:])}", file=sys.stderr,
-        flush=True)
+  argv = _command(framework, lever)
+  print(f"running {lever or framework}: {shlex.join(argv[1:])}",
+        file=sys.stderr, flush=True)
   done = subprocess.run(argv, env=env, capture_output=True, text=True,
                         check=False)
   lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
   if done.returncode or not lines:
     sys.stderr.write(done.stderr[-3000:])
     sys.exit(f"error: {framework} benchmark failed (exit {done.returncode}).")
-  return dict(json.loads(lines[-1]), framework=framework)
+  return dict(json.loads(lines[-1]), framework=framework, lever=lever)
 
 
 def _summary(runs):
@@ -85,18 +105,40 @@ def _summary(runs):
   return {k: statistics.median(r[k] for r in runs) for k in KEYS}
 
 
+def _levers():
+  levers = sorted(LEVERS) if FLAGS.levers == ["all"] else FLAGS.levers
+  unknown = set(levers) - set(LEVERS)
+  if unknown:
+    sys.exit(f"error: unknown --levers {sorted(unknown)}; choose from "
+             f"{sorted(LEVERS)} or 'all'.")
+  return levers
+
+
+def _lever_summary(runs, ours, torch):
+  summary = _summary(runs)
+  return dict(summary,
+              round_vs_ours=round(summary["round_s"] / ours["round_s"], 3),
+              plain_step_vs_ours=round(
+                  summary["plain_step_s"] / ours["plain_step_s"], 3),
+              round_vs_torch=round(summary["round_s"] / torch["round_s"], 3))
+
+
 def main(argv):
   del argv
-  runs = []
+  levers, runs = _levers(), []
   for _ in range(FLAGS.repeats):
-    for framework in ("ours", "torch"):
-      runs.append(_run(framework))
-  ours = _summary([r for r in runs if r["framework"] == "ours"])
-  torch = _summary([r for r in runs if r["framework"] == "torch"])
+    for framework, lever in [("ours", None), ("torch", None)] + [
+        ("ours", lever) for lever in levers]:
+      runs.append(_run(framework, lever))
+  plain = lambda f: [r for r in runs if r["framework"] == f and not r["lever"]]
+  ours, torch = _summary(plain("ours")), _summary(plain("torch"))
   print(json.dumps({
       "settings": {name: getattr(FLAGS, name) for name in SHARED + (
           "mode", "repeats", "threads", "extra_ours", "extra_torch")},
       "ours": ours, "torch": torch,
+      "levers": {lever: _lever_summary(
+          [r for r in runs if r["lever"] == lever], ours, torch)
+                 for lever in levers},
       "round_ratio": round(ours["round_s"] / torch["round_s"], 3),
       "plain_step_ratio": round(ours["plain_step_s"] / torch["plain_step_s"],
                                 3),
