@@ -57,6 +57,8 @@ METHODS = ("l2t_dln", "baseline")
 #: retry in reverse mode (`TeachingRound.fallback_to_reverse`).
 FALLBACK_ERRORS = (tf.errors.AlreadyExistsError,
                    tf.errors.ResourceExhaustedError)
+#: oneDNN's out of memory on CPU arrives as an AbortedError saying this.
+ONEDNN_OUT_OF_MEMORY = "could not create a memory object"
 #: Rounds guarded so: the failure of issue 13 surfaces at the second call of
 #: a function with the same node names, i.e. round 1's stage III, or round 2
 #: for an updater without stage III.
@@ -69,6 +71,14 @@ ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
 
 class Interrupted(Exception):
   """Ctrl-C or SIGTERM, turned into an exception so the loop can save and exit."""
+
+
+def _is_fallback_error(error):
+  """Whether a round failing with `error` retries in reverse mode."""
+  if isinstance(error, FALLBACK_ERRORS):
+    return True
+  return (isinstance(error, tf.errors.AbortedError) and
+          ONEDNN_OUT_OF_MEMORY in (error.message or ""))
 
 
 def _teaching_summary(rounds):
@@ -379,10 +389,10 @@ class Trainer:
   def _run_round(self, *args, **kwargs):
     """`self.round(*args, **kwargs)`, falling back to reverse mode if needed.
 
-    A stage that fails with one of `FALLBACK_ERRORS` may already have
-    written the student back (measured: the failed stage III of issue 13
-    had), so everything the round may change is saved before and restored
-    before the round runs again in reverse mode.
+    A stage that fails so (`_is_fallback_error`) may already have written
+    the student back (measured: the failed stage III of issue 13 had), so
+    everything the round may change is saved before and restored before the
+    round runs again in reverse mode.
     """
     if not self._may_fall_back():
       self._rounds_run += 1
@@ -391,17 +401,22 @@ class Trainer:
     saved = [tf.identity(v) for v in variables]
     try:
       metrics = self.round(*args, **kwargs)
-    except FALLBACK_ERRORS as e:
-      for var, value in zip(variables, saved):
-        var.assign(value)
-      del saved
-      first_line = (e.message or "").strip().splitlines()[:1] or [""]
-      self.round.fallback_to_reverse(
-          f"{type(e).__name__} in round {int(self.rounds_done) + 1}: "
-          f"{first_line[0][:300]}")
-      metrics = self.round(*args, **kwargs)
+      self._rounds_run += 1
+      return metrics
+    except tf.errors.OpError as e:
+      if not _is_fallback_error(e):
+        raise
+      # Outside this block the error's traceback (and what its frames hold)
+      # is freed before the round runs again.
+      first_line = ((e.message or "").strip().splitlines() or [""])[0]
+      reason = (f"{type(e).__name__} in round {int(self.rounds_done) + 1}: "
+                f"{first_line[:300]}")
+    for var, value in zip(variables, saved):
+      var.assign(value)
+    del saved
+    self.round.fallback_to_reverse(reason)
     self._rounds_run += 1
-    return metrics
+    return self.round(*args, **kwargs)
 
   def _count_round(self, metrics):
     self.round_in_epoch.assign_add(1)

@@ -130,6 +130,18 @@ class FallbackToReverseTest(tf.test.TestCase):
       self.assertAllClose(x, y, rtol=1e-5, atol=1e-6)
     self.assertAllClose(results["test_accuracy"], want["test_accuracy"])
 
+  def test_which_errors_fall_back(self):
+    falls_back = trainer_lib._is_fallback_error
+    self.assertTrue(falls_back(tf.errors.AlreadyExistsError(None, None, "")))
+    self.assertTrue(falls_back(tf.errors.ResourceExhaustedError(
+        None, None, "OOM when allocating tensor")))
+    self.assertTrue(falls_back(tf.errors.AbortedError(  # oneDNN on CPU.
+        None, None, "Operation received an exception:Status: 1, message: "
+        "could not create a memory object, in file mkl_conv_ops.cc")))
+    self.assertFalse(falls_back(tf.errors.AbortedError(None, None, "peer")))
+    self.assertFalse(falls_back(tf.errors.InvalidArgumentError(None, None,
+                                                               "")))
+
   def test_unrolled_results_say_so(self):
     results = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1,
                                max_rounds=1).run()
