@@ -53,8 +53,10 @@ def main(argv):
   except tf.errors.AlreadyExistsError as e:
     # A TensorFlow graph-optimiser (grappler) bug on the gradient of the
     # unrolled while loop with large students. `hypergradient.function`
-    # avoids the known cause (the memory optimizer's AddN rewrite); this is
-    # the fallback should another pass do the same.
+    # avoids the known cause (the memory optimizer's AddN rewrite), and the
+    # trainer retries its first rounds in reverse mode (issue 13); this is
+    # the last resort for what those do not cover (a later round, several
+    # workers, reverse mode itself).
     sys.stderr.write(
         f"error: {e.message.splitlines()[0]}\nTensorFlow's graph optimiser "
         "failed on the gradient of the unrolled loop of a large student; use "

@@ -27,6 +27,10 @@ With `guard_min_properness=q` it also rejects a phi_1 whose
 the true class and lowers the others over the whole input square, not only
 where this student's predictions are now.
 
+`fallback_to_reverse` switches a round built in unrolled mode to reverse mode
+(the trainer calls it when the first rounds of a large student fail in
+TensorFlow, issue 13).
+
 Diagnostics returned per round (issue 12): `teacher_cosine`, the cosine
 between the DLN step phi_1 - phi_0 and -de_1/dphi_0 (> 0: a descent step);
 `dln_relative_change`, |phi - phi_init| / |phi_init| since the run began;
@@ -34,6 +38,7 @@ between the DLN step phi_1 - phi_0 and -de_1/dphi_0 (> 0: a descent step);
 """
 import time
 
+from absl import logging
 import tensorflow as tf
 
 from l2t_tf import dln as dln_lib
@@ -174,13 +179,13 @@ class TeachingRound:
       self.dln_initial = [tf.Variable(v, trainable=False,
                                       name=f"dln_initial_{i}")
                           for i, v in enumerate(dln.trainable_variables)]
+    #: Why the round left unrolled mode (`fallback_to_reverse`), or None.
+    self.fallback_reason = None
+    self._discarded_traces = 0  # Traces of stages rebuilt by the fallback.
     # Functions running student steps in a while loop skip grappler's memory
     # optimizer (issue 13, see `hypergradient.function`).
     compile_loop = hypergradient.function
-    self._stage1 = compile_loop(lambda b, v: self._hyper_stage(
-        b, v, write_back=(stage3 == "paper"), keep_weights=self.guard))
-    self._stage3 = compile_loop(lambda b, v: self._hyper_stage(
-        b, v, write_back=True))
+    self._compile_hyper_stages()
     self._apply = tf.function(self._apply_update)
     self._restore = tf.function(self._restore_round)
     self._learn = tf.function(self.updater.learn)
@@ -195,12 +200,41 @@ class TeachingRound:
           lambda b: self.student.plain_steps(task.baseline_loss, b,
                                              task.baseline_loss_layer()))
 
+  def _compile_hyper_stages(self):
+    """(Re)builds stages I+II and III, the functions that depend on `mode`."""
+    self._stage1 = hypergradient.function(lambda b, v: self._hyper_stage(
+        b, v, write_back=(self.stage3 == "paper"), keep_weights=self.guard))
+    self._stage3 = hypergradient.function(lambda b, v: self._hyper_stage(
+        b, v, write_back=True))
+
+  def fallback_to_reverse(self, reason):
+    """Switches the hypergradient to reverse mode (Eq. 4-6, memory flat in N).
+
+    For a student whose unrolled graph TensorFlow cannot run (issue 13): the
+    caller catches the error, restores what the failed round changed and
+    runs the round again. Stages I+II and III are rebuilt (a new trace);
+    one warning says why.
+
+    Args:
+      reason: one line, the error that made unrolled mode fail.
+    """
+    if self.mode == "reverse":
+      raise ValueError("the teaching round is already in reverse mode.")
+    logging.warning("Hypergradient: unrolled mode failed (%s); continuing in "
+                    "reverse mode (exact too, memory flat in N).", reason)
+    self._discarded_traces += sum(
+        f.experimental_get_tracing_count() for f in (self._stage1,
+                                                     self._stage3))
+    self.mode, self.fallback_reason = "reverse", reason
+    self._compile_hyper_stages()
+
   def total_traces(self):
     """Traces of all compiled pieces so far (a round that traced is slow)."""
     functions = [getattr(self, name, None) for name in (
         "_stage1", "_stage3", "_apply", "_learn", "_plain", "_observe",
         "_baseline", "_baseline_only", "_restore")]
-    return sum(f.experimental_get_tracing_count() for f in functions if f)
+    return self._discarded_traces + sum(
+        f.experimental_get_tracing_count() for f in functions if f)
 
   def _train_loss(self, y, outputs):
     return self.task.student_loss(self.dln, y, outputs)

@@ -11,6 +11,12 @@ A CE baseline student with the same initial weights is trained on exactly the
 same batches in the same order (one SGD step per step of the taught student)
 so that every run carries its own comparison.
 
+If unrolled mode fails in TensorFlow in the first rounds (issue 13: a graph
+optimiser error or out of memory, `FALLBACK_ERRORS`), the trainer undoes
+what the failed round changed, switches the round to reverse mode with one
+warning and runs it again; `results["hypergradient_mode"]` is the mode
+used (`hypergradient_fallback` the reason, if any).
+
 Everything a run has learned lives in one `tf.train.Checkpoint` (students,
 DLN, teacher, its LSTM state, optimiser slots, the position in the data and
 the counters) written every `checkpoint_every_rounds` rounds (default 1, so a
@@ -46,6 +52,17 @@ from l2t_tf.data import splits
 
 
 METHODS = ("l2t_dln", "baseline")
+#: TensorFlow errors of a graph it cannot run (issue 13: a grappler rewrite
+#: of the unrolled loop's gradient, or memory) after which the first rounds
+#: retry in reverse mode (`TeachingRound.fallback_to_reverse`).
+FALLBACK_ERRORS = (tf.errors.AlreadyExistsError,
+                   tf.errors.ResourceExhaustedError)
+#: oneDNN's out of memory on CPU arrives as an AbortedError saying this.
+ONEDNN_OUT_OF_MEMORY = "could not create a memory object"
+#: Rounds guarded so: the failure of issue 13 surfaces at the second call of
+#: a function with the same node names, i.e. round 1's stage III, or round 2
+#: for an updater without stage III.
+FALLBACK_ROUNDS = 2
 #: Per-round diagnostics kept in history.json (issue 12; teaching_round).
 ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
                      "update_accepted", "teacher_cosine", "dln_step_norm",
@@ -54,6 +71,14 @@ ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
 
 class Interrupted(Exception):
   """Ctrl-C or SIGTERM, turned into an exception so the loop can save and exit."""
+
+
+def _is_fallback_error(error):
+  """Whether a round failing with `error` retries in reverse mode."""
+  if isinstance(error, FALLBACK_ERRORS):
+    return True
+  return (isinstance(error, tf.errors.AbortedError) and
+          ONEDNN_OUT_OF_MEMORY in (error.message or ""))
 
 
 def _teaching_summary(rounds):
@@ -119,6 +144,7 @@ class Trainer:
     self.train_data, self.train_size = task.training_set()
     self.test_data = task.test_batches(eval_batch_size)
     self.history = {"epochs": [], "round_time_s": [], "rounds": []}
+    self._rounds_run = 0  # By this process (`_may_fall_back`).
     self.method = method
     self.round_options = dict(
         validation_bn_mode=validation_bn_mode, guard=bool(update_guard),
@@ -321,7 +347,7 @@ class Trainer:
           self.task.check_labels(self.student, train_batches[1])
           first_round_checked = True
         traces = self.round.total_traces()
-        metrics = self.round(
+        metrics = self._run_round(
             train_batches, validation_batch,
             progress=int(self.rounds_done) / total_rounds,
             student_steps=int(self.rounds_done) *
@@ -341,6 +367,56 @@ class Trainer:
           return
       bar.close()
       self._end_epoch(epoch, history)
+
+  def _may_fall_back(self):
+    """Whether a failing round may retry in reverse mode (issue 13).
+
+    Only unrolled mode, only the first `FALLBACK_ROUNDS` rounds of this
+    process (later errors are not the graph's) and not across workers
+    (they would have to switch together).
+    """
+    return (self.round.mode == "unrolled" and self.method == "l2t_dln" and
+            not self.multi_worker and
+            self._rounds_run < FALLBACK_ROUNDS)
+
+  def _state_variables(self):
+    """Every variable a round may change (learnable baseline loss too)."""
+    variables = self.checkpoint_variables()
+    if self.task.baseline_loss_layer() is not None:
+      variables += list(self.task.baseline_loss_layer().variables)
+    return variables
+
+  def _run_round(self, *args, **kwargs):
+    """`self.round(*args, **kwargs)`, falling back to reverse mode if needed.
+
+    A stage that fails so (`_is_fallback_error`) may already have written
+    the student back (measured: the failed stage III of issue 13 had), so
+    everything the round may change is saved before and restored before the
+    round runs again in reverse mode.
+    """
+    if not self._may_fall_back():
+      self._rounds_run += 1
+      return self.round(*args, **kwargs)
+    variables = self._state_variables()
+    saved = [tf.identity(v) for v in variables]
+    try:
+      metrics = self.round(*args, **kwargs)
+      self._rounds_run += 1
+      return metrics
+    except tf.errors.OpError as e:
+      if not _is_fallback_error(e):
+        raise
+      # Outside this block the error's traceback (and what its frames hold)
+      # is freed before the round runs again.
+      first_line = ((e.message or "").strip().splitlines() or [""])[0]
+      reason = (f"{type(e).__name__} in round {int(self.rounds_done) + 1}: "
+                f"{first_line[:300]}")
+    for var, value in zip(variables, saved):
+      var.assign(value)
+    del saved
+    self.round.fallback_to_reverse(reason)
+    self._rounds_run += 1
+    return self.round(*args, **kwargs)
 
   def _count_round(self, metrics):
     self.round_in_epoch.assign_add(1)
@@ -432,6 +508,9 @@ class Trainer:
       results["dln_properness"] = loss_surface.properness(self.dln)
     results.update(
         primary_metric=metric, method=self.method,
+        hypergradient_mode=(self.round.mode if self.method == "l2t_dln"
+                            else None),
+        hypergradient_fallback=self.round.fallback_reason,
         rounds_done=int(self.rounds_done),
         teacher_epochs_done=int(self.epoch),
         skipped_updates=int(self.skipped_updates),

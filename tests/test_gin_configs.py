@@ -89,6 +89,8 @@ class GinConfigsTest(tf.test.TestCase):
                            int(student[len("resnet"):]))
         self.assertEqual(_query("Trainer.method", "l2t_dln"),
                          "baseline" if ce else "l2t_dln")
+        if student in ("wrn", "nasnet") and not ce:  # Unrolled: out of memory.
+          self.assertEqual(_query("Trainer.hypergradient_mode"), "reverse")
         # Paper settings are the Trainer's defaults: nothing overrides them.
         for param in ("unroll_length", "teacher_epochs", "validation_ratio",
                       "batch_size", "validation_batch_size",

@@ -8,6 +8,7 @@ from l2t_tf import baselines
 from l2t_tf import config
 from l2t_tf import errors
 from l2t_tf import dln as dln_lib
+from l2t_tf import trainer as trainer_lib
 import trainer_testlib as lib
 
 
@@ -78,6 +79,91 @@ class TeachingLoopTest(tf.test.TestCase):
     for v, b in zip(loss.trainable_variables, before):
       self.assertNotAllClose(v, b)
       self.assertTrue(np.all(np.isfinite(v.numpy())))
+
+
+def _fail_once_after_running(stage, error):
+  """`stage`, but its first call runs and then raises `error`.
+
+  The failed stage III of issue 13 had already written the student back
+  when it raised (measured), so the fallback must restore, not assume.
+  """
+  calls = []
+
+  def failing(*args):
+    result = stage(*args)
+    if not calls:
+      calls.append(1)
+      raise error
+    return result
+  failing.experimental_get_tracing_count = stage.experimental_get_tracing_count
+  return failing
+
+
+class FallbackToReverseTest(tf.test.TestCase):
+  """Issue 13: unrolled mode failing in TensorFlow retries in reverse mode."""
+
+  def test_failed_first_round_reruns_in_reverse_mode(self):
+    base = self.get_temp_dir()
+    fell_back = lib.tiny_trainer(os.path.join(base, "a"), teacher_epochs=1)
+    fell_back.round._stage3 = _fail_once_after_running(
+        fell_back.round._stage3, tf.errors.AlreadyExistsError(
+            None, None, "Resource __per_step_0/gradient_tape/while/"
+            "gradients/AddN_13/tmp_var/iter:2 already exists\nmore"))
+    with self.assertLogs("absl", level="WARNING") as logs:
+      results = fell_back.run()
+    reverse = lib.tiny_trainer(os.path.join(base, "b"), teacher_epochs=1,
+                               hypergradient_mode="reverse")
+    want = reverse.run()
+    warnings = [r.getMessage() for r in logs.records
+                if "unrolled mode failed" in r.getMessage()]
+    self.assertLen(warnings, 1)
+    self.assertNotIn("\n", warnings[0])
+    self.assertIn("AlreadyExistsError in round 1", warnings[0])
+    self.assertEqual(results["hypergradient_mode"], "reverse")
+    self.assertIn("AddN_13/tmp_var", results["hypergradient_fallback"])
+    self.assertEqual(want["hypergradient_mode"], "reverse")
+    self.assertIsNone(want["hypergradient_fallback"])
+    self.assertEqual(results["rounds_done"], want["rounds_done"])
+    # The same run as one in reverse mode from the start (round-off aside):
+    # the failed attempt's writes were undone.
+    for x, y in zip(lib.state_of(fell_back), lib.state_of(reverse)):
+      self.assertAllClose(x, y, rtol=1e-5, atol=1e-6)
+    self.assertAllClose(results["test_accuracy"], want["test_accuracy"])
+
+  def test_which_errors_fall_back(self):
+    falls_back = trainer_lib._is_fallback_error
+    self.assertTrue(falls_back(tf.errors.AlreadyExistsError(None, None, "")))
+    self.assertTrue(falls_back(tf.errors.ResourceExhaustedError(
+        None, None, "OOM when allocating tensor")))
+    self.assertTrue(falls_back(tf.errors.AbortedError(  # oneDNN on CPU.
+        None, None, "Operation received an exception:Status: 1, message: "
+        "could not create a memory object, in file mkl_conv_ops.cc")))
+    self.assertFalse(falls_back(tf.errors.AbortedError(None, None, "peer")))
+    self.assertFalse(falls_back(tf.errors.InvalidArgumentError(None, None,
+                                                               "")))
+
+  def test_unrolled_results_say_so(self):
+    results = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1,
+                               max_rounds=1).run()
+    self.assertEqual(results["hypergradient_mode"], "unrolled")
+    self.assertIsNone(results["hypergradient_fallback"])
+
+  def test_later_or_other_errors_are_not_swallowed(self):
+    late = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
+    late._rounds_run = trainer_lib.FALLBACK_ROUNDS  # Past the guarded rounds.
+    late.round._stage1 = _fail_once_after_running(
+        late.round._stage1, tf.errors.AlreadyExistsError(None, None, "x"))
+    with self.assertRaises(tf.errors.AlreadyExistsError):
+      late.run()
+    other = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
+    other.round._stage1 = _fail_once_after_running(
+        other.round._stage1, tf.errors.InvalidArgumentError(None, None, "y"))
+    with self.assertRaises(tf.errors.InvalidArgumentError):
+      other.run()
+    self.assertEqual(other.round.mode, "unrolled")
+    with self.assertRaisesRegex(ValueError, "already in reverse"):
+      lib.tiny_trainer(self.get_temp_dir(), hypergradient_mode="reverse"
+                       ).round.fallback_to_reverse("test")
 
 
 class BadInputTest(tf.test.TestCase):
