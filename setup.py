@@ -7,7 +7,8 @@ setuptools.setup(
     description=("TensorFlow/Keras implementation of Learning to Teach with "
                  "Dynamic Loss Networks (L2T-DLN, NeurIPS 2023)."),
     packages=setuptools.find_packages(include=["l2t_tf", "l2t_tf.*"]),
-    package_data={"l2t_tf": ["gin/*.gin"]},
+    # The experiments' gin files, found by name (l2t_tf/config.py).
+    package_data={"l2t_tf": ["gin_configs/*.gin"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

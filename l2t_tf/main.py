@@ -1,8 +1,11 @@
 r"""Runs an L2T-DLN experiment from gin files.
 
   python -m l2t_tf.main                                   # digits, offline
-  python -m l2t_tf.main --gin_file=gin_configs/digits_l2t_dln.gin \
+  python -m l2t_tf.main --gin_file=digits_l2t_dln.gin \
       --gin_bindings='Trainer.unroll_length = 10'
+
+A --gin_file is a path, or the name of a gin file shipped in
+`l2t_tf/gin_configs` (found from any directory).
 
 The last line on stdout is one JSON object with the results. Several
 workers (`get_strategy.name = 'multi_worker'`, cluster in TF_CONFIG; see
@@ -24,7 +27,9 @@ from l2t_tf import strategy as strategy_lib
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf import trainer as trainer_lib
 
-flags.DEFINE_multi_string("gin_file", [], "Gin files to parse, in order.")
+flags.DEFINE_multi_string(
+    "gin_file", [], "Gin files to parse, in order: paths, or names of the "
+    "packaged ones (l2t_tf/gin_configs), e.g. cifar10_resnet8.gin.")
 flags.DEFINE_multi_string("gin_bindings", [],
                           "Gin bindings, e.g. 'Trainer.unroll_length = 5'.")
 FLAGS = flags.FLAGS

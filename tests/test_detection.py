@@ -219,10 +219,9 @@ class DataTest(tf.test.TestCase):
   def test_main_reports_missing_coco_without_traceback(self):
     out = subprocess.run(
         [sys.executable, "-m", "l2t_tf.main",
-         "--gin_file=gin_configs/yolov3_coco.gin",
+         "--gin_file=yolov3_coco.gin",
          f"--gin_bindings=DetectionTask.data_dir = '{tempfile.mkdtemp()}'"],
-        capture_output=True, text=True, timeout=300,
-        cwd=os.path.dirname(config.REPO_GIN_DIR))
+        capture_output=True, text=True, timeout=300)
     self.assertEqual(out.returncode, 2, out.stderr)
     self.assertIn("error: COCO data:", out.stderr)
     self.assertIn("instances_train2017.json", out.stderr)

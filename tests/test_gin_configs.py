@@ -15,7 +15,7 @@ import tensorflow as tf
 from l2t_tf import config
 from l2t_tf import dln_updaters
 
-GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))
+GIN_FILES = config.packaged_gin_files()
 TABLE1 = re.compile(r"^(cifar10|cifar100|imagenet)_(resnet\d+|wrn|nasnet)(_ce)?$")
 ABLATION = re.compile(r"^ablation_cifar10_resnet8_(ratio(\d+)|unroll(\d+)|"
                       r"adam|sgd|rmsprop|lstm)$")
@@ -40,6 +40,22 @@ class GinConfigsTest(tf.test.TestCase):
   def tearDown(self):
     gin.clear_config()
     super().tearDown()
+
+  def test_gin_files_are_found_by_name_path_or_former_path(self):
+    packaged = os.path.join(config.GIN_DIR, "cifar10_resnet8.gin")
+    for name in ("cifar10_resnet8.gin", "gin_configs/cifar10_resnet8.gin",
+                 "./gin_configs/cifar10_resnet8.gin", packaged):
+      with self.subTest(name):
+        self.assertEqual(config.resolve_gin_file(name), packaged)
+    own = os.path.join(self.get_temp_dir(), "cifar10_resnet8.gin")
+    with open(own, "w") as f:
+      f.write("include 'cifar10_resnet8.gin'\ncifar_resnet.depth = 14\n")
+    self.assertEqual(config.resolve_gin_file(own), own)  # A path wins.
+    config.parse([own])  # Its include is found on the search path.
+    self.assertEqual(gin.query_parameter("cifar_resnet.depth"), 14)
+    for missing in ("no_such.gin", "elsewhere/cifar10_resnet8.gin"):
+      with self.assertRaisesRegex(config.UserError, "no such file"):
+        config.resolve_gin_file(missing)
 
   def test_every_table_cell_has_its_files(self):
     names = {os.path.basename(f)[:-4] for f in GIN_FILES}
