@@ -16,14 +16,14 @@ import logging
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
+from absl import logging as absl_logging
 import tensorflow as tf
 
 from l2t_tf import config
 from l2t_tf import strategy as strategy_lib
+from l2t_tf import tf_startup
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf import trainer as trainer_lib
 
@@ -45,6 +45,7 @@ def main(argv):
   del argv
   tf_logger = logging.getLogger("tensorflow")
   tf_logger.setLevel(logging.WARNING)
+  tf_startup.drop_tensorflow_python_info(absl_logging.get_absl_handler())
   try:
     config.parse(FLAGS.gin_file or [config.DEFAULT_GIN_FILE],
                  FLAGS.gin_bindings)
