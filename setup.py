@@ -38,7 +38,9 @@ setuptools.setup(
         "Pillow",
     ],
     extras_require={
-        "test": ["pytest>=7", "psutil"],
+        # ruff: the lint step of .ci/run (config in pyproject.toml), pinned
+        # so a new release's rules cannot fail CI on unchanged code.
+        "test": ["pytest>=7", "psutil", "ruff==0.17.6"],
         # tools/benchmark_torch_peer.py and tests/test_torch_peer.py only;
         # the package never imports torch.
         "peer": ["torch==2.13.0"],

@@ -18,24 +18,30 @@ import os
 
 import gin
 
-# Modules whose configurables gin files bind; imported for registration.
-from l2t_tf import baselines  # pylint: disable=unused-import
-from l2t_tf import dln  # pylint: disable=unused-import
-from l2t_tf import dln_updaters  # pylint: disable=unused-import
+from l2t_tf import baselines
+from l2t_tf import dln
+from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
-from l2t_tf import strategy  # pylint: disable=unused-import
-from l2t_tf import train_eval  # pylint: disable=unused-import
-from l2t_tf import trainer  # pylint: disable=unused-import
+from l2t_tf import strategy
+from l2t_tf import train_eval
+from l2t_tf import trainer
 from l2t_tf.errors import UserError
-from l2t_tf.students import cifar_resnet  # pylint: disable=unused-import
-from l2t_tf.students import digits_cnn  # pylint: disable=unused-import
-from l2t_tf.students import nasnet  # pylint: disable=unused-import
-from l2t_tf.students import pspnet  # pylint: disable=unused-import
-from l2t_tf.students import wide_resnet  # pylint: disable=unused-import
-from l2t_tf.students import yolov3  # pylint: disable=unused-import
-from l2t_tf.tasks import classification  # pylint: disable=unused-import
-from l2t_tf.tasks import detection  # pylint: disable=unused-import
-from l2t_tf.tasks import segmentation  # pylint: disable=unused-import
+from l2t_tf.students import cifar_resnet
+from l2t_tf.students import digits_cnn
+from l2t_tf.students import nasnet
+from l2t_tf.students import pspnet
+from l2t_tf.students import wide_resnet
+from l2t_tf.students import yolov3
+from l2t_tf.tasks import classification
+from l2t_tf.tasks import detection
+from l2t_tf.tasks import segmentation
+
+# The modules whose configurables gin files bind, imported for registration
+# (their import registers them; they are not used here otherwise).
+REGISTERED_MODULES = (baselines, dln, dln_updaters, strategy, train_eval,
+                      trainer, cifar_resnet, digits_cnn, nasnet, pspnet,
+                      wide_resnet, yolov3, classification, detection,
+                      segmentation)
 
 gin.external_configurable(hypergradient.sparse_cross_entropy, "cross_entropy")
 

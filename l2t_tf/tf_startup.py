@@ -18,6 +18,7 @@ TF_CPP_MIN_LOG_LEVEL defaults to 2 (TensorFlow's INFO and WARNING lines
 off). Set it to 0 or 1 to see everything TensorFlow says, these lines
 included: nothing is captured or dropped then.
 """
+import importlib
 import logging
 import os
 import re
@@ -62,7 +63,7 @@ def import_tensorflow():
   """Imports TensorFlow; its start-up lines are dropped unless wanted."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   if "tensorflow" in sys.modules or tensorflow_logs_wanted():
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    importlib.import_module("tensorflow")
     return
   try:
     saved = os.dup(2)
