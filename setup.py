@@ -12,11 +12,12 @@ setuptools.setup(
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",
-        "keras>=3.3,<3.16",
+        # keras.utils.bounding_boxes (box formats, IoU); keras-hub 0.32
+        # needs 3.15 anyway.
+        "keras>=3.15,<3.16",
         # TF 2.21 no longer pulls it in; tf.summary needs it.
         "tensorboard",
         "tensorflow-datasets>=4.9",
-        "keras-cv>=0.9",
         # Darknet-53 of the YOLOv3 student (keras-cv's maintained successor;
         # builds offline with random weights, presets are never fetched).
         "keras-hub>=0.32,<0.33",
