@@ -9,7 +9,9 @@ without a GPU. `import_tensorflow` imports TensorFlow and lists its physical
 devices (that query; it does not initialise the runtime, so logical devices
 and memory growth can still be configured) with file descriptor 2, which the
 C++ code writes to, captured; then it writes back every captured line but
-those (Python warnings and any other error pass through).
+those (Python warnings and any other error pass through). On a GPU machine
+whose driver fails, the cuInit error is dropped too and TensorFlow runs on
+the CPU; TF_CPP_MIN_LOG_LEVEL=0 shows why.
 
 `drop_tensorflow_python_info` does the same for the INFO lines TensorFlow's
 Python code logs through absl (checkpoint sharding, SavedModel fingerprints).
@@ -27,12 +29,14 @@ import tempfile
 
 # C++ log lines: severity letter, MMDD, time, thread, file:line] message.
 _CPP_LINE = r"[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\] "
+# ERRORs: no GPU (cuInit), and the GPU libraries' duplicate registrations.
+_CUDA = r".*(failed call to cuInit|Unable to register cu(DNN|FFT|BLAS))"
 _NOISE = re.compile("|".join([
     r"WARNING: All log messages before absl::InitializeLog\(\) is called",
     _CPP_LINE.replace("[IWE]", "[IW]"),  # INFO / WARNING: level 2 hides them.
     # cpu_feature_guard's INFO line continues on a second line.
     r"To enable the following instructions: ",
-    _CPP_LINE.replace("[IWE]", "E") + r".*(cuInit|cuda|CUDA|cuDNN|cuFFT|cuBLAS)",
+    _CPP_LINE.replace("[IWE]", "E") + _CUDA,
 ]))
 
 

@@ -24,6 +24,9 @@ NOISE = [
     "E0000 00:00:1796173072.769974   26692 cuda_platform.cc:52] failed call "
     "to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR "
     "(303)\n",
+    "E0000 00:00:1796173072.769974   26692 cuda_dnn.cc:8310] Unable to "
+    "register cuDNN factory: Attempting to register factory for plugin cuDNN "
+    "when one has already been registered\n",
 ]
 KEPT = [
     "E0000 00:00:1796173072.769974   26692 op_kernel.cc:1840] OP_REQUIRES "

@@ -117,7 +117,7 @@ class CocoData:
     return ids[:k], ids[k:]
 
   def _records(self, split, image_ids, skip_empty):
-    """Lists of paths, sizes, ids, per-image COCO (x, y, w, h) boxes, classes."""
+    """Lists of paths, sizes, ids, COCO (x, y, w, h) boxes and classes."""
     coco = self.coco(split)
     records = {"path": [], "size": [], "image_id": [], "xywh": [],
                "classes": []}
