@@ -1,52 +1,126 @@
 """Gin set-up: parses gin files and bindings into clear, early errors.
 
-Importing this module registers every configurable of the package, so a gin
-file may bind any of them (and should also `import` the modules it
-configures, Dopamine style). Unknown or misspelt names are errors
+Importing this module registers every configurable of the package (the one
+place that does; the shipped gin files have no `import` lines), so a gin
+file may bind any of them. Unknown or misspelt names are errors
 (`skip_unknown=False`) that name the parameter.
+
+The experiments' gin files ship inside the package (`l2t_tf/gin_configs`)
+and are found by name from any directory: `--gin_file=cifar10_resnet8.gin`.
+A path that exists (`--gin_file=my/own.gin`) is used as it is; the former
+repository form `gin_configs/<name>.gin` still names the packaged file.
+The packaged directory is on gin's search path, so a gin file (shipped or
+one's own) can `include 'cifar10_resnet8.gin'` and bind only what differs.
 """
+import contextlib
+import logging
 import os
 
 import gin
 
-# Modules whose configurables gin files bind; imported for registration.
-from l2t_tf import baselines  # pylint: disable=unused-import
-from l2t_tf import dln  # pylint: disable=unused-import
-from l2t_tf import dln_updaters  # pylint: disable=unused-import
-from l2t_tf import strategy  # pylint: disable=unused-import
-from l2t_tf import train_eval  # pylint: disable=unused-import
-from l2t_tf import trainer  # pylint: disable=unused-import
-from l2t_tf.errors import UserError
-from l2t_tf.students import cifar_resnet  # pylint: disable=unused-import
-from l2t_tf.students import digits_cnn  # pylint: disable=unused-import
-from l2t_tf.students import pspnet  # pylint: disable=unused-import
-from l2t_tf.students import nasnet  # pylint: disable=unused-import
-from l2t_tf.students import wide_resnet  # pylint: disable=unused-import
-from l2t_tf.students import yolov3  # pylint: disable=unused-import
-from l2t_tf.tasks import classification  # pylint: disable=unused-import
-from l2t_tf.tasks import detection  # pylint: disable=unused-import
-from l2t_tf.tasks import segmentation  # pylint: disable=unused-import
-
+from l2t_tf import baselines
+from l2t_tf import dln
+from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
+from l2t_tf import strategy
+from l2t_tf import train_eval
+from l2t_tf import trainer
+from l2t_tf.errors import UserError
+from l2t_tf.students import cifar_resnet
+from l2t_tf.students import digits_cnn
+from l2t_tf.students import nasnet
+from l2t_tf.students import pspnet
+from l2t_tf.students import wide_resnet
+from l2t_tf.students import yolov3
+from l2t_tf.tasks import classification
+from l2t_tf.tasks import detection
+from l2t_tf.tasks import segmentation
+
+# The modules whose configurables gin files bind, imported for registration
+# (their import registers them; they are not used here otherwise).
+REGISTERED_MODULES = (baselines, dln, dln_updaters, strategy, train_eval,
+                      trainer, cifar_resnet, digits_cnn, nasnet, pspnet,
+                      wide_resnet, yolov3, classification, detection,
+                      segmentation)
 
 gin.external_configurable(hypergradient.sparse_cross_entropy, "cross_entropy")
 
-REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "gin_configs")
-DEFAULT_GIN_FILE = os.path.join(REPO_GIN_DIR, "digits_l2t_dln.gin")
+GIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "gin_configs")
+DEFAULT_GIN_FILE = os.path.join(GIN_DIR, "digits_l2t_dln.gin")
+# Directory parts of a --gin_file that name the packaged directory: none
+# (a bare name) or the repository's former top-level `gin_configs/`.
+_PACKAGED_DIR_NAMES = ("", ".", "gin_configs")
+
+_search_path_added = False
+
+
+def resolve_gin_file(path):
+  """The file `--gin_file=path` names: `path` if it exists, else packaged.
+
+  Raises:
+    UserError: neither `path` nor a packaged file of that name exists.
+  """
+  if os.path.isfile(path):
+    return path
+  head, name = os.path.split(path)
+  packaged = os.path.join(GIN_DIR, name)
+  if os.path.normpath(head or ".") in _PACKAGED_DIR_NAMES and os.path.isfile(
+      packaged):
+    return packaged
+  raise UserError(f"--gin_file: no such file {path!r}, nor a packaged gin "
+                  f"file of that name (they are in {GIN_DIR}).")
+
+
+def packaged_gin_files():
+  """Sorted paths of the gin files shipped with the package."""
+  return sorted(os.path.join(GIN_DIR, name) for name in os.listdir(GIN_DIR)
+                if name.endswith(".gin"))
+
+
+class _DropGinLookupLogs(logging.Filter):
+  """Drops gin's resource-reader lines ("Path not found: x.gin").
+
+  gin tries an `include`d name as a Python resource before the search path
+  (where it is found) and logs each miss on the root logger.
+  """
+
+  def filter(self, record):
+    return not record.pathname.endswith(
+        os.path.join("gin", "resource_reader.py"))
+
+
+@contextlib.contextmanager
+def _quiet_gin_lookups():
+  drop = _DropGinLookupLogs()
+  logging.getLogger().addFilter(drop)
+  try:
+    yield
+  finally:
+    logging.getLogger().removeFilter(drop)
+
+
+def _add_search_path():
+  """Puts the packaged gin directory on gin's search path, once."""
+  global _search_path_added
+  if not _search_path_added:
+    gin.add_config_file_search_path(GIN_DIR)
+    _search_path_added = True
 
 
 def parse(gin_files=(), gin_bindings=()):
-  """Parses gin files then bindings; raises UserError naming the problem."""
+  """Parses gin files then bindings; raises UserError naming the problem.
+
+  Args:
+    gin_files: paths or names of packaged gin files (`resolve_gin_file`).
+    gin_bindings: binding strings, applied after the files.
+  """
   gin.clear_config()
-  if os.path.isdir(REPO_GIN_DIR):
-    gin.add_config_file_search_path(REPO_GIN_DIR)
-  for path in gin_files:
-    if not os.path.exists(path) and not os.path.exists(
-        os.path.join(REPO_GIN_DIR, path)):
-      raise UserError(f"--gin_file: no such file {path!r}.")
+  _add_search_path()
+  paths = [resolve_gin_file(path) for path in gin_files]
   try:
-    gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings),
-                                        skip_unknown=False)
-  except (ValueError, KeyError, ImportError, SyntaxError) as e:
+    with _quiet_gin_lookups():
+      gin.parse_config_files_and_bindings(paths, list(gin_bindings),
+                                          skip_unknown=False)
+  except (ValueError, KeyError, ImportError, SyntaxError, OSError) as e:
     raise UserError(f"bad gin configuration: {e}") from e

@@ -1,8 +1,11 @@
 r"""Runs an L2T-DLN experiment from gin files.
 
   python -m l2t_tf.main                                   # digits, offline
-  python -m l2t_tf.main --gin_file=gin_configs/digits_l2t_dln.gin \
+  python -m l2t_tf.main --gin_file=digits_l2t_dln.gin \
       --gin_bindings='Trainer.unroll_length = 10'
+
+A --gin_file is a path, or the name of a gin file shipped in
+`l2t_tf/gin_configs` (found from any directory).
 
 The last line on stdout is one JSON object with the results. Several
 workers (`get_strategy.name = 'multi_worker'`, cluster in TF_CONFIG; see
@@ -13,18 +16,20 @@ import logging
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
+from absl import logging as absl_logging
 import tensorflow as tf
 
 from l2t_tf import config
 from l2t_tf import strategy as strategy_lib
+from l2t_tf import tf_startup
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf import trainer as trainer_lib
 
-flags.DEFINE_multi_string("gin_file", [], "Gin files to parse, in order.")
+flags.DEFINE_multi_string(
+    "gin_file", [], "Gin files to parse, in order: paths, or names of the "
+    "packaged ones (l2t_tf/gin_configs), e.g. cifar10_resnet8.gin.")
 flags.DEFINE_multi_string("gin_bindings", [],
                           "Gin bindings, e.g. 'Trainer.unroll_length = 5'.")
 FLAGS = flags.FLAGS
@@ -40,6 +45,7 @@ def main(argv):
   del argv
   tf_logger = logging.getLogger("tensorflow")
   tf_logger.setLevel(logging.WARNING)
+  tf_startup.drop_tensorflow_python_info(absl_logging.get_absl_handler())
   try:
     config.parse(FLAGS.gin_file or [config.DEFAULT_GIN_FILE],
                  FLAGS.gin_bindings)

@@ -1,6 +1,5 @@
 """Hypergradient test helpers: a compiled unroll and finite differences."""
 import numpy as np
-import tensorflow as tf
 
 from l2t_tf import hypergradient
 

@@ -217,8 +217,10 @@ class LargeMarginSoftmaxTest(GradientCheck, parameterized.TestCase):
       return lsm.large_margin_softmax_loss(
           y, {"logits": logits, "margin_logits": margin})
     for lam in (0., 2.):
-      self.assert_gradient_matches(lambda t: loss(t, tf.constant(w), lam), x)
-      self.assert_gradient_matches(lambda t: loss(tf.constant(x), t, lam), w)
+      self.assert_gradient_matches(
+          lambda t, lam=lam: loss(t, tf.constant(w), lam), x)
+      self.assert_gradient_matches(
+          lambda t, lam=lam: loss(tf.constant(x), t, lam), w)
 
   @parameterized.named_parameters(*DTYPES)
   def test_wrapped_student_in_unrolled_engine(self, dtype):

@@ -3,11 +3,13 @@
 Parsing only (nothing is built): a renamed or misspelt argument fails here,
 not hours into a run. Names: <dataset>_<student>[_ce].gin for Table 1,
 ablation_cifar10_resnet8_{ratioP,unrollN,adam,sgd,rmsprop,lstm}.gin for
-Tables 4-6.
+Tables 4-6. A file that varies another `include`s it and binds only what
+differs; what differs is asserted here (a CE twin only in its method).
 """
-import glob
 import os
 import re
+import subprocess
+import sys
 
 import gin
 import tensorflow as tf
@@ -15,7 +17,10 @@ import tensorflow as tf
 from l2t_tf import config
 from l2t_tf import dln_updaters
 
-GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))
+GIN_FILES = config.packaged_gin_files()
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INCLUDE = re.compile(r"^include '([^']+)'$", re.MULTILINE)
+MODEL_DIR = "train_eval.model_dir"
 TABLE1 = re.compile(r"^(cifar10|cifar100|imagenet)_(resnet\d+|wrn|nasnet)(_ce)?$")
 ABLATION = re.compile(r"^ablation_cifar10_resnet8_(ratio(\d+)|unroll(\d+)|"
                       r"adam|sgd|rmsprop|lstm)$")
@@ -35,11 +40,48 @@ def _configurable_name(reference):
   return reference.selector.split(".")[-1]
 
 
+def _bindings(name):
+  """{'Configurable.param': value text} after parsing packaged file `name`."""
+  config.parse([name])
+  lines = gin.config_str(max_line_length=10**6).splitlines()
+  pairs = (line.split(" = ", 1) for line in lines
+           if line and not line.startswith("#"))
+  return dict(pairs)
+
+
+def _includes(name):
+  """Names of the packaged files `name` includes, directly or not."""
+  with open(os.path.join(config.GIN_DIR, name)) as f:
+    direct = INCLUDE.findall(f.read())
+  return set(direct).union(*(_includes(n) for n in direct))
+
+
+def _differences(a, b):
+  """Binding names whose values differ between dicts a and b."""
+  return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
 class GinConfigsTest(tf.test.TestCase):
 
   def tearDown(self):
     gin.clear_config()
     super().tearDown()
+
+  def test_gin_files_are_found_by_name_path_or_former_path(self):
+    packaged = os.path.join(config.GIN_DIR, "cifar10_resnet8.gin")
+    for name in ("cifar10_resnet8.gin", "gin_configs/cifar10_resnet8.gin",
+                 "./gin_configs/cifar10_resnet8.gin", packaged):
+      with self.subTest(name):
+        self.assertEqual(config.resolve_gin_file(name), packaged)
+    own = os.path.join(self.get_temp_dir(), "cifar10_resnet8.gin")
+    with open(own, "w") as f:
+      f.write("include 'cifar10_resnet8.gin'\ncifar_resnet.depth = 14\n")
+    self.assertEqual(config.resolve_gin_file(own), own)  # A path wins.
+    config.parse([own])  # Its include is found on the search path.
+    self.assertEqual(gin.query_parameter("cifar_resnet.depth"), 14)
+    for missing in ("no_such.gin", "elsewhere/cifar10_resnet8.gin"):
+      with self.assertRaisesRegex(config.UserError, "no such file"):
+        config.resolve_gin_file(missing)
 
   def test_every_table_cell_has_its_files(self):
     names = {os.path.basename(f)[:-4] for f in GIN_FILES}
@@ -59,6 +101,84 @@ class GinConfigsTest(tf.test.TestCase):
     for path in GIN_FILES:
       with self.subTest(os.path.basename(path)):
         config.parse([path])  # Raises UserError on any unknown name.
+
+  def test_no_gin_file_imports_modules(self):
+    # config.py registers every configurable; the files hold bindings only.
+    for path in GIN_FILES:
+      with open(path) as f:
+        self.assertNotRegex(f.read(), r"(?m)^import ", path)
+
+  def test_no_gin_file_copies_another_instead_of_including_it(self):
+    names = [os.path.basename(p) for p in GIN_FILES]
+    bindings = {n: _bindings(n) for n in names}
+    bases = [n for n in names if not _includes(n)]  # Variants may share.
+    for name in names:
+      for other in bases:
+        base = {k: v for k, v in bindings[other].items() if k != MODEL_DIR}
+        if other == name or not base.items() <= bindings[name].items():
+          continue
+        with self.subTest(f"{name} has {other}'s bindings"):
+          self.assertIn(other, _includes(name))
+
+  def test_baseline_twins_differ_only_in_method_and_model_dir(self):
+    twins = {os.path.basename(p) for p in GIN_FILES if p.endswith("_ce.gin")}
+    twins = {n: n[:-len("_ce.gin")] + ".gin" for n in twins
+             if not n.startswith("digits_")}
+    twins["yolov3_coco_baseline.gin"] = "yolov3_coco.gin"
+    self.assertLen(twins, 9 + 1 + 1)  # Table 1, PSPNet, YOLOv3.
+    for name, twin in twins.items():
+      with self.subTest(name):
+        baseline = _bindings(name)
+        self.assertEqual(_differences(baseline, _bindings(twin)),
+                         {MODEL_DIR, "Trainer.method"})
+        self.assertEqual(baseline["Trainer.method"], "'baseline'")
+        self.assertIn(twin, _includes(name))
+
+  def test_ablations_differ_from_cifar10_resnet8_in_their_variable(self):
+    base = _bindings("cifar10_resnet8.gin")
+    for path in GIN_FILES:
+      match = ABLATION.match(os.path.basename(path)[:-4])
+      if not match:
+        continue
+      variable, ratio, unroll = match.groups()
+      if ratio:
+        expected = {"Trainer.validation_ratio"}
+      elif unroll:
+        expected = {"Trainer.unroll_length"} | (
+            {"Trainer.hypergradient_mode"} if int(unroll) >= 50 else set())
+      elif variable == "lstm":
+        expected = {"Trainer.updater"}
+      else:
+        expected = {"Trainer.updater", "OptimizerUpdater.optimizer"}
+      with self.subTest(variable):
+        self.assertEqual(_differences(_bindings(path), base),
+                         expected | {MODEL_DIR})
+
+  def test_digits_baselines_differ_from_ce_only_in_the_loss(self):
+    ce = _bindings("digits_baseline_ce.gin")
+    for name in ("arlf", "lsoftmax", "slf", "smooth01"):
+      with self.subTest(name):
+        extra = {"ClassificationTask.student"} if name == "lsoftmax" else set()
+        self.assertEqual(
+            _differences(_bindings(f"digits_baseline_{name}.gin"), ce),
+            {MODEL_DIR, "ClassificationTask.baseline_loss"} | extra)
+
+  def test_names_and_includes_resolve_from_any_directory(self):
+    # A fresh interpreter elsewhere: bare and former names, and the include
+    # inside (through gin's search path, not the working directory).
+    code = ("import gin; from l2t_tf import config; "
+            "config.parse(['gin_configs/cifar10_resnet8_ce.gin']); "
+            "print(gin.query_parameter('cifar_resnet.depth')); "
+            "config.parse(['pspnet_voc_ce.gin']); "
+            "print(gin.query_parameter('pspnet.depth'))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=300, cwd=self.get_temp_dir(),
+                         env=env, check=False)
+    self.assertEqual(out.returncode, 0, out.stderr[-3000:])
+    self.assertEqual(out.stdout.split(), ["8", "50"])
+    self.assertNotIn("Path not found", out.stderr)
 
   def test_classification_files_name_their_model_dir(self):
     for path in GIN_FILES:

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import config
+
 _PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "tools", "run_seeds.py")
 _spec = importlib.util.spec_from_file_location("run_seeds", _PATH)
@@ -62,13 +64,12 @@ _spec.loader.exec_module(compare_methods)
 class CompareMethodsTest(tf.test.TestCase):
 
   def test_every_method_is_run_and_tabulated(self):
-    root = os.path.dirname(os.path.dirname(_PATH))
     args = compare_methods.parse_args(["--seeds=2", "--runs_dir=/r"])
     runs, table = compare_methods.commands(args)
     self.assertLen(runs, 8)  # Table 1's seven methods and L2T-DLN.
     for (key, label, gin_file), command in zip(
         compare_methods.DIGITS_METHODS, runs):
-      self.assertTrue(os.path.exists(os.path.join(root, gin_file)), gin_file)
+      self.assertTrue(os.path.isfile(config.resolve_gin_file(gin_file)))
       self.assertIn(f"--gin_file={gin_file}", command)
       self.assertIn("--seeds=2", command)
       self.assertIn(f"--row={label}=/r/digits_{key}_seeds/seed_*", table)

@@ -31,7 +31,7 @@ from l2t_tf import train_eval as train_eval_lib
 from l2t_tf import trainer as trainer_lib
 from l2t_tf.tasks import classification
 
-GIN_DIR = config.REPO_GIN_DIR
+GIN_DIR = config.GIN_DIR
 TINY_TRAINER = (
     "Trainer.unroll_length = 1", "Trainer.teacher_epochs = 1",
     "Trainer.rounds_per_epoch = 2", "Trainer.batch_size = 4",

@@ -26,16 +26,16 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 
 # (key, row label, gin file) of the digits comparison, Table 1's order.
 DIGITS_METHODS = (
-    ("ce", "CE", "gin_configs/digits_baseline_ce.gin"),
-    ("smooth01", "Smooth 0-1", "gin_configs/digits_baseline_smooth01.gin"),
+    ("ce", "CE", "digits_baseline_ce.gin"),
+    ("smooth01", "Smooth 0-1", "digits_baseline_smooth01.gin"),
     ("lsoftmax", "Large-margin softmax",
-     "gin_configs/digits_baseline_lsoftmax.gin"),
+     "digits_baseline_lsoftmax.gin"),
     ("l2t_dlf", "L2T-DLF (our reading)",
-     "gin_configs/digits_baseline_l2t_dlf.gin"),
-    ("arlf", "Adaptive robust loss", "gin_configs/digits_baseline_arlf.gin"),
-    ("slf", "SLF (our reading)", "gin_configs/digits_baseline_slf.gin"),
-    ("ala", "ALA (our reading)", "gin_configs/digits_baseline_ala.gin"),
-    ("l2t_dln", "L2T-DLN", "gin_configs/digits_l2t_dln.gin"),
+     "digits_baseline_l2t_dlf.gin"),
+    ("arlf", "Adaptive robust loss", "digits_baseline_arlf.gin"),
+    ("slf", "SLF (our reading)", "digits_baseline_slf.gin"),
+    ("ala", "ALA (our reading)", "digits_baseline_ala.gin"),
+    ("l2t_dln", "L2T-DLN", "digits_l2t_dln.gin"),
 )
 
 
@@ -45,7 +45,7 @@ DIGITS_METHODS = (
 # per validation batch, BatchNorm in training mode for e_val) and its own CE
 # twin on the same batches; each row pins every extension of ours on or off,
 # so a row means the same whatever the default gin file switches on.
-_DEFAULT = "gin_configs/digits_l2t_dln.gin"
+_DEFAULT = "digits_l2t_dln.gin"
 _EXTENSIONS = ("Trainer.dln_warm_start", "Trainer.update_guard",
                "TeacherUpdater.zero_last_cell", "TeacherUpdater.descent_skip")
 _PROPER = "Trainer.update_guard_min_properness"

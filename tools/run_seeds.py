@@ -1,7 +1,7 @@
 r"""Runs one experiment over several seeds and tabulates the results.
 
-  python tools/run_seeds.py --gin_file=gin_configs/digits_l2t_dln.gin
-  python tools/run_seeds.py --gin_file=gin_configs/cifar10_resnet8.gin \
+  python tools/run_seeds.py --gin_file=digits_l2t_dln.gin
+  python tools/run_seeds.py --gin_file=cifar10_resnet8.gin \
       --seeds=5 --gin_bindings='ClassificationTask.data_dir = "/data/tfds"'
 
 Each seed s is one `python -m l2t_tf.main` subprocess with the extra bindings

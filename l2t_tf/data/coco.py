@@ -27,6 +27,7 @@ import io
 import os
 
 from absl import logging
+from keras.utils import bounding_boxes
 import numpy as np
 import tensorflow as tf
 
@@ -116,9 +117,9 @@ class CocoData:
     return ids[:k], ids[k:]
 
   def _records(self, split, image_ids, skip_empty):
-    """Lists of paths, sizes, ids and per-image box/class arrays."""
+    """Lists of paths, sizes, ids, COCO (x, y, w, h) boxes and classes."""
     coco = self.coco(split)
-    records = {"path": [], "size": [], "image_id": [], "boxes": [],
+    records = {"path": [], "size": [], "image_id": [], "xywh": [],
                "classes": []}
     for image_id in image_ids:
       info = coco.imgs[image_id]
@@ -131,9 +132,8 @@ class CocoData:
         logging.warning("COCO image %d has %d boxes; keeping max_boxes=%d.",
                         image_id, len(anns), self.max_boxes)
         anns = anns[:self.max_boxes]
-      xywh = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
-      records["boxes"].append(np.concatenate(
-          [xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1))
+      records["xywh"].append(
+          np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4))
       records["classes"].append(np.array(
           [self._labels[a["category_id"]] for a in anns], np.int32))
       records["path"].append(os.path.join(self.root, f"{split}{self.year}",
@@ -147,9 +147,10 @@ class CocoData:
     records = [self._records(split, ids, skip_empty) for split, ids in parts]
     merged = {k: sum((r[k] for r in records), []) for k in records[0]}
     n = len(merged["path"])
-    boxes = tf.RaggedTensor.from_row_lengths(
-        np.concatenate(merged["boxes"] or [np.zeros([0, 4], np.float32)]),
-        [len(b) for b in merged["boxes"]])
+    xywh = np.concatenate(merged["xywh"] or [np.zeros([0, 4], np.float32)])
+    boxes = tf.RaggedTensor.from_row_lengths(  # COCO's bbox is xywh.
+        bounding_boxes.convert_format(xywh, source="xywh", target="xyxy"),
+        [len(b) for b in merged["xywh"]])
     classes = tf.RaggedTensor.from_row_lengths(
         np.concatenate(merged["classes"] or [np.zeros([0], np.int32)]),
         [len(c) for c in merged["classes"]])

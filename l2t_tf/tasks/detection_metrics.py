@@ -15,6 +15,7 @@ import io
 import time
 
 from absl import logging
+from keras.utils import bounding_boxes
 import numpy as np
 import tensorflow as tf
 
@@ -49,13 +50,13 @@ def coco_records(boxes, scores, classes, count, y, image_size, category_ids):
     if not n:
       continue
     height, width = int(y["size"][i][0]), int(y["size"][i][1])
-    xyxy = letterbox.to_original(boxes[i, :n], height, width,
-                                 image_size).numpy()
-    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    xyxy = letterbox.to_original(boxes[i, :n], height, width, image_size)
+    xywh = bounding_boxes.convert_format(xyxy, source="xyxy", target="xywh",
+                                         dtype=xyxy.dtype).numpy()
+    keep = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
     rows.append(np.column_stack([
-        np.full(n, int(y["image_id"][i]), np.float64), xyxy[:, :2],
-        xyxy[:, 2:] - xyxy[:, :2], scores[i, :n].numpy(),
-        category_ids[classes[i, :n].numpy()]])[keep])
+        np.full(n, int(y["image_id"][i]), np.float64), xywh,
+        scores[i, :n].numpy(), category_ids[classes[i, :n].numpy()]])[keep])
   return np.concatenate(rows) if rows else np.zeros([0, 7])
 
 

@@ -32,6 +32,7 @@ anchors of all scales (`encode_targets`). The task's data pipeline computes
 them once per example, so the unrolled graph only holds the loss itself,
 computed once on the predictions of all scales concatenated.
 """
+from keras.utils import bounding_boxes
 import numpy as np
 import tensorflow as tf
 
@@ -42,16 +43,15 @@ TERMS = ("l_cls", "l_conf", "l_loc")
 
 
 def box_iou(a, b):
-  """Pairwise IoU of (x1, y1, x2, y2) boxes.
+  """Pairwise IoU of (x1, y1, x2, y2) boxes, Keras' `compute_iou`.
 
-  a [..., K, 4], b [..., M, 4] -> [..., K, M]; 0 for empty boxes.
+  a [B, K, 4], b [B, M, 4] (or unbatched [K, 4], [M, 4]) -> [B, K, M] in
+  a's dtype; 0 for empty boxes (Keras divides by union + 1e-7, so 0 / 0 is
+  0). Keras computes in float32 whatever the input dtype: for float64 boxes
+  the IoU is float32-exact (~1e-7), which the ignore mask's threshold (the
+  IoU is not differentiated) tolerates.
   """
-  a, b = a[..., :, None, :], b[..., None, :, :]
-  wh = tf.maximum(tf.minimum(a[..., 2:], b[..., 2:]) -
-                  tf.maximum(a[..., :2], b[..., :2]), 0.0)
-  inter = wh[..., 0] * wh[..., 1]
-  area = lambda z: (z[..., 2] - z[..., 0]) * (z[..., 3] - z[..., 1])
-  return tf.math.divide_no_nan(inter, area(a) + area(b) - inter)
+  return tf.cast(bounding_boxes.compute_iou(a, b, "xyxy"), a.dtype)
 
 
 def anchors_px(image_size, dtype):
@@ -91,7 +91,9 @@ def decode_boxes(pred, image_size):
                              for v in layout(image_size))
   centre = (tf.sigmoid(pred[..., :2]) + cells) * strides
   wh = tf.exp(tf.minimum(pred[..., 2:4], 10.0)) * anchors
-  return tf.concat([centre - wh / 2, centre + wh / 2], -1)
+  return bounding_boxes.convert_format(tf.concat([centre, wh], -1),
+                                       source="center_xywh", target="xyxy",
+                                       dtype=pred.dtype)
 
 
 def _best_anchor(wh, image_size):

@@ -1,0 +1,52 @@
+"""What ships and what CI runs: setup.py, MANIFEST.in, .ci/run, README."""
+import ast
+import glob
+import os
+import re
+import unittest
+
+from l2t_tf import config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(name):
+  with open(os.path.join(REPO, name)) as f:
+    return f.read()
+
+
+def _setup_keyword(name):
+  """The literal value of keyword `name` of setup.py's setup() call."""
+  for node in ast.walk(ast.parse(_read("setup.py"))):
+    if isinstance(node, ast.keyword) and node.arg == name:
+      return ast.literal_eval(node.value)
+  raise AssertionError(f"setup.py has no {name}=")
+
+
+class PackagingTest(unittest.TestCase):
+
+  def test_package_data_ships_every_gin_file(self):
+    patterns = _setup_keyword("package_data")["l2t_tf"]
+    shipped = {path for pattern in patterns
+               for path in glob.glob(os.path.join(REPO, "l2t_tf", pattern))}
+    gin_files = config.packaged_gin_files()
+    self.assertGreater(len(gin_files), 40)
+    self.assertLessEqual(set(gin_files), shipped)
+    self.assertIn("recursive-include l2t_tf/gin_configs *.gin",
+                  _read("MANIFEST.in"))
+
+  def test_ci_runs_exactly_readme_lint_and_test_commands(self):
+    ci = [line for line in _read(".ci/run").splitlines()
+          if line.startswith("python -m ") and " pip " not in line]
+    blocks = re.findall(r"```bash\n(.*?)```", _read("README.md"), re.DOTALL)
+    self.assertIn("\n".join(ci) + "\n", blocks)
+    self.assertEqual(ci, ["python -m ruff check .", "python -m pytest tests"])
+
+  def test_ruff_is_pinned_in_the_test_extra(self):
+    test_extra = _setup_keyword("extras_require")["test"]
+    self.assertTrue(any(re.fullmatch(r"ruff==[\d.]+", r) for r in test_extra),
+                    test_extra)
+
+
+if __name__ == "__main__":
+  unittest.main()
