@@ -34,7 +34,6 @@ from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
 from l2t_tf import teaching_round
-from l2t_tf.students import batch_norm  # pylint: disable=unused-import
 from l2t_tf.students import cifar_resnet
 from l2t_tf.tasks import base
 
