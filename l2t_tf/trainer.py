@@ -493,13 +493,25 @@ class Trainer:
     with tf.io.gfile.GFile(self._history_path(), "w") as f:
       json.dump(self.history, f)
 
-  def _results(self, history):
-    metric = self.task.primary_metric
-    final = dict(self.task.evaluate(self.student, self.test_data))
-    results = dict(final)
+  def _final_evaluation(self, history):
+    """Test metrics of both students now (issue 14: no second evaluation).
+
+    If the run ended with a teacher epoch, its entry already holds them
+    (nothing trained since): on VOC or COCO that saves two full passes.
+    """
+    last = history["epochs"][-1] if history["epochs"] else None
+    if last is not None and last["rounds_done"] == int(self.rounds_done):
+      return {k: v for k, v in last.items()
+              if k not in ("epoch", "rounds_done", "dln_properness")}
+    results = dict(self.task.evaluate(self.student, self.test_data))
     if self.baseline is not None:
       for k, v in self.task.evaluate(self.baseline, self.test_data).items():
         results[f"baseline_{k}"] = v
+    return results
+
+  def _results(self, history):
+    metric = self.task.primary_metric
+    results = self._final_evaluation(history)
     times = history["round_time_s"]
     results.update(self.warm_start, **_teaching_summary(history["rounds"]))
     if self.method == "l2t_dln":

@@ -59,6 +59,20 @@ class TeachingLoopTest(tf.test.TestCase):
     for x, y in zip(a.checkpoint_variables(), b.checkpoint_variables()):
       self.assertAllClose(x, y, rtol=1e-5, atol=1e-6)
 
+  def test_final_results_reuse_the_last_epochs_evaluation(self):
+    """Issue 14: a run ending with an epoch evaluates each student once."""
+    trainer = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
+    calls, evaluate = [], trainer.task.evaluate
+    trainer.task.evaluate = lambda *a: calls.append(a[0]) or evaluate(*a)
+    results = trainer.run()
+    self.assertEqual(calls, [trainer.student, trainer.baseline])
+    fresh = evaluate(trainer.student, trainer.test_data)
+    for name, value in fresh.items():
+      self.assertAllClose(results[name], value)
+    self.assertAllClose(
+        results["baseline_test_accuracy"],
+        evaluate(trainer.baseline, trainer.test_data)["test_accuracy"])
+
   def test_baseline_method_trains_only_the_student(self):
     results = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
                                teacher_epochs=1).run()
