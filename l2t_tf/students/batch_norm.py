@@ -22,9 +22,8 @@ backward pass is the analytic batch-norm gradient written in plain ops
 (`_fused_training_batch_norm`), with the statistics recomputed from x
 without stop_gradient, so that it is differentiable, and exact, in every
 order. TensorFlow's own gradient of the fused kernel is not exact in second
-order: against a float64 reference, a hypergradient through two BatchNorms
-feeding one Add was off by 3.5 % relative, one through a small ResNet8 by
-20-75 % (`tests/test_batch_norm.py` asserts > 1 %). Float64
+order: against a float64 reference, a small ResNet8's hypergradient through
+it is more than 1 % off (`tests/test_batch_norm.py` asserts it). Float64
 (the finite-difference tests) and other ranks take the composite path.
 Measured on the narrow ResNet8 (`tools/speed_vs_peer.py --levers=all`): the plain step is
 a few per cent faster, the teaching round no faster, because the round's
