@@ -18,7 +18,7 @@ import os
 
 import gin
 
-from l2t_tf import baselines
+from l2t_tf import related_methods
 from l2t_tf import dln
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
@@ -38,7 +38,7 @@ from l2t_tf.tasks import segmentation
 
 # The modules whose configurables gin files bind, imported for registration
 # (their import registers them; they are not used here otherwise).
-REGISTERED_MODULES = (baselines, dln, dln_updaters, strategy, train_eval,
+REGISTERED_MODULES = (related_methods, dln, dln_updaters, strategy, train_eval,
                       trainer, cifar_resnet, digits_cnn, nasnet, pspnet,
                       wide_resnet, yolov3, classification, detection,
                       segmentation)

@@ -194,11 +194,11 @@ class TeachingRound:
     self._observe = compile_loop(self._observe_stage)
     if self.baseline is not None:
       self._baseline = compile_loop(lambda b: self.baseline.plain_steps(
-          task.baseline_loss, b, task.baseline_loss_layer()))
+          task.fixed_loss, b, task.fixed_loss_layer()))
     if baseline_only:  # Method "baseline": the student learns from the task's
       self._baseline_only = compile_loop(  # hand-designed loss only.
-          lambda b: self.student.plain_steps(task.baseline_loss, b,
-                                             task.baseline_loss_layer()))
+          lambda b: self.student.plain_steps(task.fixed_loss, b,
+                                             task.fixed_loss_layer()))
 
   def _compile_hyper_stages(self):
     """(Re)builds stages I+II and III, the functions that depend on `mode`."""

@@ -117,7 +117,7 @@ class Trainer:
                teacher_epochs=10, validation_ratio=0.5, batch_size=25,
                validation_batch_size=100, student_learning_rate=0.1,
                hypergradient_mode="unrolled", stage3="paper",
-               updater=dln_updaters.TeacherUpdater, train_baseline=True,
+               updater=dln_updaters.TeacherUpdater, train_comparison=True,
                rounds_per_epoch=None, checkpoint_every_rounds=1, seed=0,
                max_rounds=None, eval_batch_size=500, progress=True,
                method="l2t_dln", rounds_per_validation_batch=1,
@@ -126,8 +126,8 @@ class Trainer:
     if method not in METHODS:
       raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
                              f"{method!r}.")
-    if method == "baseline":
-      train_baseline = False
+    if method == "fixed_loss":
+      train_comparison = False
     _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
               validation_batch_size, strategy.num_replicas_in_sync)
     self.task, self.model_dir, self.strategy = task, model_dir, strategy
@@ -150,19 +150,19 @@ class Trainer:
         validation_bn_mode=validation_bn_mode, guard=bool(update_guard),
         guard_min_properness=update_guard_min_properness)
     self.dln_warm_start = bool(dln_warm_start)
-    self._build(updater, train_baseline, student_learning_rate,
+    self._build(updater, train_comparison, student_learning_rate,
                 hypergradient_mode, stage3)
 
-  def _build(self, updater, train_baseline, learning_rate, mode, stage3):
+  def _build(self, updater, train_comparison, learning_rate, mode, stage3):
     keras.utils.set_random_seed(self.seed)
     with self.strategy.scope():
       self.student = self.task.build_student()
       self.dln = self.task.build_dln()
       dln_lib.check_scalar_loss(
           self.dln, *self.task.dummy_batch(self.student))
-      self.task.baseline_loss_layer()  # Builds a learnable loss in scope.
+      self.task.fixed_loss_layer()  # Builds a learnable loss in scope.
       self.baseline = None
-      if train_baseline:
+      if train_comparison:
         self.baseline = keras.models.clone_model(self.student)
         self.baseline.set_weights(self.student.get_weights())
       self.updater = updater() if isinstance(updater, type) else updater
@@ -177,7 +177,7 @@ class Trainer:
     self.round = teaching_round.TeachingRound(
         self.strategy, self.task, self.student, self.dln, self.updater,
         learning_rate, mode, stage3, self.baseline,
-        baseline_only=(self.method == "baseline"), **self.round_options)
+        baseline_only=(self.method == "fixed_loss"), **self.round_options)
     # Keras 3 layers that keep weights in Python lists (the DLN, the LSTM
     # teacher) are not fully tracked by tf.train.Checkpoint: list their
     # variables explicitly (restored by position, construction is fixed).
@@ -190,9 +190,9 @@ class Trainer:
                       skipped_updates=self.skipped_updates)
     if self.baseline is not None:
       trackables["baseline"] = self.baseline
-    if self.task.baseline_loss_layer() is not None:
-      trackables["baseline_loss"] = list(
-          self.task.baseline_loss_layer().variables)
+    if self.task.fixed_loss_layer() is not None:
+      trackables["fixed_loss"] = list(
+          self.task.fixed_loss_layer().variables)
     self.checkpoint = tf.train.Checkpoint(**trackables)
     # Multi-worker: every worker saves (a collective), the chief into
     # model_dir, the others into a temporary directory deleted after saving.
@@ -382,8 +382,8 @@ class Trainer:
   def _state_variables(self):
     """Every variable a round may change (learnable baseline loss too)."""
     variables = self.checkpoint_variables()
-    if self.task.baseline_loss_layer() is not None:
-      variables += list(self.task.baseline_loss_layer().variables)
+    if self.task.fixed_loss_layer() is not None:
+      variables += list(self.task.fixed_loss_layer().variables)
     return variables
 
   def _run_round(self, *args, **kwargs):
@@ -457,7 +457,7 @@ class Trainer:
     entry.update(self.task.evaluate(self.student, self.test_data))
     if self.baseline is not None:
       for k, v in self.task.evaluate(self.baseline, self.test_data).items():
-        entry[f"baseline_{k}"] = v
+        entry[f"comparison_{k}"] = v
     for name, value in entry.items():
       if name != "epoch" and np.ndim(value) == 0:
         tf.summary.scalar(f"epoch/{name}", value, step=epoch + 1)
@@ -506,7 +506,7 @@ class Trainer:
     results = dict(self.task.evaluate(self.student, self.test_data))
     if self.baseline is not None:
       for k, v in self.task.evaluate(self.baseline, self.test_data).items():
-        results[f"baseline_{k}"] = v
+        results[f"comparison_{k}"] = v
     return results
 
   def _results(self, history):

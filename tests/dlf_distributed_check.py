@@ -18,7 +18,7 @@ tf.config.set_logical_device_configuration(
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import trainer_testlib as lib  # pylint: disable=g-import-not-at-top
-from l2t_tf.baselines import l2t_dlf  # pylint: disable=g-import-not-at-top
+from l2t_tf.related_methods import l2t_dlf  # pylint: disable=g-import-not-at-top
 
 
 def _trainer(model_dir, strategy=None):
@@ -26,7 +26,7 @@ def _trainer(model_dir, strategy=None):
       model_dir, task=lib.tiny_task(student=lib.dense_student,
                                     dln=l2t_dlf.dlf_loss),
       strategy=strategy, updater=l2t_dlf.DLFTeacherUpdater, unroll_length=1,
-      train_baseline=False, teacher_epochs=1)
+      train_comparison=False, teacher_epochs=1)
 
 
 def main():

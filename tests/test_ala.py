@@ -1,4 +1,4 @@
-"""ALA (l2t_tf/baselines/ala.py): loss, controller, teaching loop, resume."""
+"""ALA (l2t_tf/related_methods/ala.py): loss, controller, teaching loop, resume."""
 import math
 import os
 import tempfile
@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import config
-from l2t_tf.baselines import ala
+from l2t_tf.related_methods import ala
 from l2t_tf.tasks import classification
 import gradcheck
 import trainer_testlib as lib
@@ -164,7 +164,8 @@ class ControllerTest(tf.test.TestCase, parameterized.TestCase):
     learning_rate, decay = 0.5, 0.5
     updater, step = _controller(
         loss, unroll_length=5, every_steps=10, optimizer="sgd",
-        learning_rate=learning_rate, reward=reward, baseline_decay=decay)
+        learning_rate=learning_rate, reward=reward,
+        reward_baseline_decay=decay)
     shape = lambda r: np.sign(r) if reward == "sign" else r
     step(_observation(0.6, 0.1, 2.0))  # Acts, nothing to learn from yet.
     self.assertAllEqual(updater.optimizer.iterations, 0)
@@ -189,7 +190,7 @@ class ControllerTest(tf.test.TestCase, parameterized.TestCase):
     for b, a in zip(before[:-2], after[:-2]):  # Zero output layer: no
       self.assertAllEqual(a, b)                # gradient below it yet.
     self.assertAllClose(updater.last_reward, r1)
-    self.assertAllClose(updater.baseline, (1 - decay) * r1)
+    self.assertAllClose(updater.reward_baseline, (1 - decay) * r1)
 
     states, actions = (updater.previous_state.numpy(),
                        updater.previous_action.numpy())
@@ -206,7 +207,7 @@ class ControllerTest(tf.test.TestCase, parameterized.TestCase):
                         atol=1e-6)
     self.assertAllClose(after[-2] - before[-2], learning_rate * advantage *
                         features.T @ (onehot - probs), atol=1e-6)
-    self.assertAllClose(updater.baseline,
+    self.assertAllClose(updater.reward_baseline,
                         decay * (1 - decay) * r1 + (1 - decay) * r2)
 
   def test_needs_the_ala_loss_and_the_student_steps(self):
@@ -234,7 +235,7 @@ class TeachingLoopTest(tf.test.TestCase):
   def trainer(cls, name, **kwargs):
     task = lib.tiny_task(student=lib.dense_student, dln=ala.ala_loss)
     return lib.tiny_trainer(
-        os.path.join(cls.root, name), task=task, train_baseline=False,
+        os.path.join(cls.root, name), task=task, train_comparison=False,
         updater=ala.ALAControllerUpdater(every_steps=8),
         **kwargs)
 

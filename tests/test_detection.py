@@ -345,7 +345,7 @@ class EndToEndTest(tf.test.TestCase):
         # by ~1e-7, below float32 resolution at w = 1.
         "TeacherUpdater.output_scale = 0.1",
         "Trainer.teacher_epochs = 1", "Trainer.rounds_per_epoch = 2",
-        "Trainer.validation_batch_size = 2", "Trainer.train_baseline = False",
+        "Trainer.validation_batch_size = 2", "Trainer.train_comparison = False",
         "Trainer.eval_batch_size = 4", "Trainer.progress = False"])
     summarize = mock.Mock(wraps=cocoeval.COCOeval.summarize)
     with mock.patch.object(train_eval_lib.trainer_lib, "Trainer",

@@ -124,14 +124,14 @@ class GinConfigsTest(tf.test.TestCase):
     twins = {os.path.basename(p) for p in GIN_FILES if p.endswith("_ce.gin")}
     twins = {n: n[:-len("_ce.gin")] + ".gin" for n in twins
              if not n.startswith("digits_")}
-    twins["yolov3_coco_baseline.gin"] = "yolov3_coco.gin"
+    twins["yolov3_coco_fixed_loss.gin"] = "yolov3_coco.gin"
     self.assertLen(twins, 9 + 1 + 1)  # Table 1, PSPNet, YOLOv3.
     for name, twin in twins.items():
       with self.subTest(name):
         baseline = _bindings(name)
         self.assertEqual(_differences(baseline, _bindings(twin)),
                          {MODEL_DIR, "Trainer.method"})
-        self.assertEqual(baseline["Trainer.method"], "'baseline'")
+        self.assertEqual(baseline["Trainer.method"], "'fixed_loss'")
         self.assertIn(twin, _includes(name))
 
   def test_ablations_differ_from_cifar10_resnet8_in_their_variable(self):
@@ -155,13 +155,13 @@ class GinConfigsTest(tf.test.TestCase):
                          expected | {MODEL_DIR})
 
   def test_digits_baselines_differ_from_ce_only_in_the_loss(self):
-    ce = _bindings("digits_baseline_ce.gin")
+    ce = _bindings("digits_ce.gin")
     for name in ("arlf", "lsoftmax", "slf", "smooth01"):
       with self.subTest(name):
         extra = {"ClassificationTask.student"} if name == "lsoftmax" else set()
         self.assertEqual(
-            _differences(_bindings(f"digits_baseline_{name}.gin"), ce),
-            {MODEL_DIR, "ClassificationTask.baseline_loss"} | extra)
+            _differences(_bindings(f"digits_{name}.gin"), ce),
+            {MODEL_DIR, "ClassificationTask.fixed_loss"} | extra)
 
   def test_names_and_includes_resolve_from_any_directory(self):
     # A fresh interpreter elsewhere: bare and former names, and the include
@@ -208,7 +208,7 @@ class GinConfigsTest(tf.test.TestCase):
           self.assertEqual(gin.query_parameter("cifar_resnet.depth"),
                            int(student[len("resnet"):]))
         self.assertEqual(_query("Trainer.method", "l2t_dln"),
-                         "baseline" if ce else "l2t_dln")
+                         "fixed_loss" if ce else "l2t_dln")
         if student in ("wrn", "nasnet") and not ce:  # Unrolled: out of memory.
           self.assertEqual(_query("Trainer.hypergradient_mode"), "reverse")
         # Paper settings are the Trainer's defaults: nothing overrides them.

@@ -1,4 +1,4 @@
-"""Tests of the L2T-DLF baseline (l2t_tf/baselines/l2t_dlf.py)."""
+"""Tests of the L2T-DLF baseline (l2t_tf/related_methods/l2t_dlf.py)."""
 import json
 import math
 import os
@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import dln_updaters
-from l2t_tf.baselines import l2t_dlf
+from l2t_tf.related_methods import l2t_dlf
 import gradcheck
 import trainer_testlib as lib
 
@@ -189,7 +189,7 @@ class DLFTeacherUpdaterTest(tf.test.TestCase, parameterized.TestCase):
 def _dlf_trainer(model_dir, **overrides):
   settings = dict(task=lib.tiny_task(dln=l2t_dlf.dlf_loss),
                   updater=l2t_dlf.DLFTeacherUpdater, unroll_length=1,
-                  teacher_epochs=1, train_baseline=False)
+                  teacher_epochs=1, train_comparison=False)
   settings.update(overrides)
   return lib.tiny_trainer(model_dir, **settings)
 

@@ -73,7 +73,7 @@ class MainTest(tf.test.TestCase):
     self.assertGreaterEqual(results["resumed_from_round"], 4)
     self.assertEqual(results["rounds_done"], 40)
     self.assertEqual(results["teacher_epochs_done"], 2)
-    for key in ("test_accuracy", "baseline_test_accuracy", "model_dir",
+    for key in ("test_accuracy", "comparison_test_accuracy", "model_dir",
                 "dln_export_path", "median_round_time_s"):
       self.assertIn(key, results)
     with open(os.path.join(model_dir, "results.json")) as f:
@@ -93,8 +93,8 @@ class MainTest(tf.test.TestCase):
     expected = straight.run()
     gin.clear_config()
     self.assertAllClose(results["test_accuracy"], expected["test_accuracy"])
-    self.assertAllClose(results["baseline_test_accuracy"],
-                        expected["baseline_test_accuracy"])
+    self.assertAllClose(results["comparison_test_accuracy"],
+                        expected["comparison_test_accuracy"])
     loss = l2t_tf.load_dln(results["dln_export_path"])
     logits = np.random.default_rng(0).normal(size=(4, 10)).astype(np.float32)
     labels = np.array([1, 2, 3, 4])

@@ -41,7 +41,7 @@ BINDINGS = ["ClassificationTask.student = @dense_student",
             "Trainer.validation_batch_size = 50",
             "Trainer.checkpoint_every_rounds = 1",
             "Trainer.eval_batch_size = 400", "Trainer.progress = False",
-            "Trainer.train_baseline = False"]
+            "Trainer.train_comparison = False"]
 
 
 def _main_flags(model_dir):

@@ -251,7 +251,7 @@ class GinTest(tf.test.TestCase):
 
   def test_ce_baseline_config_is_the_same_schedule(self):
     config.parse(["pspnet_voc_ce.gin"])
-    self.assertEqual(gin.query_parameter("Trainer.method"), "baseline")
+    self.assertEqual(gin.query_parameter("Trainer.method"), "fixed_loss")
     self.assertEqual(gin.query_parameter("Trainer.unroll_length"), 2)
     self.assertEqual(gin.query_parameter("Trainer.batch_size"), 2)
     self.assertEqual(gin.query_parameter("Trainer.validation_batch_size"), 8)
@@ -271,7 +271,7 @@ class EndToEndTest(tf.test.TestCase):
         "SegmentationTask.crop_size = 32",
         "pspnet.depth = 14", "pspnet.width = 8",
         "Trainer.teacher_epochs = 1", "Trainer.rounds_per_epoch = 2",
-        "Trainer.validation_batch_size = 2", "Trainer.train_baseline = False",
+        "Trainer.validation_batch_size = 2", "Trainer.train_comparison = False",
         "Trainer.progress = False"])
     with mock.patch.object(train_eval_lib.trainer_lib, "Trainer",
                            trainer_testlib.SpyTrainer):

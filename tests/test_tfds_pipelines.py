@@ -143,7 +143,7 @@ class TrainerOnStandInTest(StandInMixin, tf.test.TestCase):
   def test_cifar10_resnet8_l2t_dln_changes_the_dln(self):
     results, dln_change = self._teach("cifar10_resnet8", *TINY_RESNET)
     self.assertGreater(dln_change, 0.0)
-    self.assertIn("baseline_test_accuracy", results)
+    self.assertIn("comparison_test_accuracy", results)
     self.assertEqual(results["skipped_updates"], 0)
 
   def test_cifar10_resnet8_ce_through_train_eval(self):
@@ -151,7 +151,7 @@ class TrainerOnStandInTest(StandInMixin, tf.test.TestCase):
     results = train_eval_lib.train_eval()
     self.assertEqual(results["rounds_done"], 2)
     self.assertBetween(results["test_accuracy"], 0.0, 1.0)
-    self.assertNotIn("baseline_test_accuracy", results)
+    self.assertNotIn("comparison_test_accuracy", results)
     self.assertTrue(os.path.exists(os.path.join(results["model_dir"],
                                                 "results.json")))
 
@@ -166,7 +166,7 @@ class TrainerOnStandInTest(StandInMixin, tf.test.TestCase):
     # DLN is updated by Adam instead of the LSTM teacher only because tracing
     # stage III's second unrolled graph of NASNet would double the time.
     results, dln_change = self._teach(
-        "imagenet_nasnet", *TINY_NASNET, "Trainer.train_baseline = False",
+        "imagenet_nasnet", *TINY_NASNET, "Trainer.train_comparison = False",
         "Trainer.updater = @OptimizerUpdater")
     self.assertGreater(dln_change, 0.0)
     self.assertEqual(results["skipped_updates"], 0)

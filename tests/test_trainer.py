@@ -50,8 +50,8 @@ class TeachingLoopTest(tf.test.TestCase):
     self.assertEqual(resumed["rounds_done"], 6)
     self.assertEqual(straight["rounds_done"], 6)
     self.assertAllClose(resumed["test_accuracy"], straight["test_accuracy"])
-    self.assertAllClose(resumed["baseline_test_accuracy"],
-                        straight["baseline_test_accuracy"])
+    self.assertAllClose(resumed["comparison_test_accuracy"],
+                        straight["comparison_test_accuracy"])
     self.assertLen(resumed["history"], 2)
     a = lib.tiny_trainer(os.path.join(base, "a"))
     b = lib.tiny_trainer(os.path.join(base, "b"))
@@ -70,23 +70,23 @@ class TeachingLoopTest(tf.test.TestCase):
     for name, value in fresh.items():
       self.assertAllClose(results[name], value)
     self.assertAllClose(
-        results["baseline_test_accuracy"],
+        results["comparison_test_accuracy"],
         evaluate(trainer.baseline, trainer.test_data)["test_accuracy"])
 
   def test_baseline_method_trains_only_the_student(self):
     results = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
                                teacher_epochs=1).run()
-    self.assertNotIn("baseline_test_accuracy", results)
+    self.assertNotIn("comparison_test_accuracy", results)
     self.assertGreater(results["test_accuracy"], 0.1)
     self.assertEqual(results["traces"], 0)
 
 
-  def test_learnable_baseline_loss_parameters_are_trained(self):
+  def test_learnable_fixed_loss_parameters_are_trained(self):
     """Barron's adaptive loss: its shape/scale take SGD steps too."""
     loss = baselines.adaptive_robust_loss()
     trainer = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
                                teacher_epochs=1, task=lib.tiny_task(
-                                   baseline_loss=loss))
+                                   fixed_loss=loss))
     before = [v.numpy() for v in loss.trainable_variables]
     self.assertNotEmpty(before)
     trainer.run()

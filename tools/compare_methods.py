@@ -26,15 +26,15 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 
 # (key, row label, gin file) of the digits comparison, Table 1's order.
 DIGITS_METHODS = (
-    ("ce", "CE", "digits_baseline_ce.gin"),
-    ("smooth01", "Smooth 0-1", "digits_baseline_smooth01.gin"),
+    ("ce", "CE", "digits_ce.gin"),
+    ("smooth01", "Smooth 0-1", "digits_smooth01.gin"),
     ("lsoftmax", "Large-margin softmax",
-     "digits_baseline_lsoftmax.gin"),
+     "digits_lsoftmax.gin"),
     ("l2t_dlf", "L2T-DLF (our reading)",
-     "digits_baseline_l2t_dlf.gin"),
-    ("arlf", "Adaptive robust loss", "digits_baseline_arlf.gin"),
-    ("slf", "SLF (our reading)", "digits_baseline_slf.gin"),
-    ("ala", "ALA (our reading)", "digits_baseline_ala.gin"),
+     "digits_l2t_dlf.gin"),
+    ("arlf", "Adaptive robust loss", "digits_arlf.gin"),
+    ("slf", "SLF (our reading)", "digits_slf.gin"),
+    ("ala", "ALA (our reading)", "digits_ala.gin"),
     ("l2t_dln", "L2T-DLN", "digits_l2t_dln.gin"),
 )
 
@@ -60,7 +60,7 @@ def _pinned(*on, proper=None, extra=()):
 _WARM, _GUARD, _ZERO, _SKIP = _EXTENSIONS
 TEACHING_ROWS = (
     ("ce", "CE (fixed loss, same schedule)", _DEFAULT,
-     ("Trainer.method = 'baseline'",)),
+     ("Trainer.method = 'fixed_loss'",)),
     ("paper", "L2T-DLN as the paper (Kaiming DLN, release teacher, release "
      "density)", _DEFAULT, _pinned()),
     ("warm", "paper + DLN warm start", _DEFAULT, _pinned(_WARM)),

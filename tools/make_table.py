@@ -53,7 +53,7 @@ def summarise(results):
   """One cell: the metric's mean, std, min and per-seed values over seeds.
 
   Also, where the runs report them: the CE comparison student's mean and
-  std (`baseline_<metric>`), the median time per teacher round and per run
+  std (`comparison_<metric>`), the median time per teacher round and per run
   (`train_time_s`), and the teaching diagnostics' means over seeds.
   """
   metric = results[0].get("primary_metric", "test_accuracy")
@@ -64,11 +64,11 @@ def summarise(results):
           "values": [float(v) for v in values],
           "median_round_time_s": _median(results, "median_round_time_s"),
           "median_train_time_s": _median(results, "train_time_s")}
-  twin = [r[f"baseline_{metric}"] for r in results
-          if r.get(f"baseline_{metric}") is not None]
+  twin = [r[f"comparison_{metric}"] for r in results
+          if r.get(f"comparison_{metric}") is not None]
   if len(twin) == len(results):
-    cell["baseline_mean"], cell["baseline_std"] = _mean_std(twin)
-  taught = [r for r in results if r.get("method", "l2t_dln") != "baseline"]
+    cell["comparison_mean"], cell["comparison_std"] = _mean_std(twin)
+  taught = [r for r in results if r.get("method", "l2t_dln") != "fixed_loss"]
   for key in ("fraction_updates_accepted", "dln_relative_change"):
     found = [r[key] for r in taught if r.get(key) is not None]
     if found and (any(found) or any("method" in r for r in taught)):
@@ -79,8 +79,8 @@ def summarise(results):
 def _cell_text(cell):
   """Markdown cells after the label, in the header's order."""
   pct = lambda v: f"{100 * v:.2f}"
-  twin = (f"{pct(cell['baseline_mean'])} ± {pct(cell['baseline_std'])}"
-          if "baseline_mean" in cell else "")
+  twin = (f"{pct(cell['comparison_mean'])} ± {pct(cell['comparison_std'])}"
+          if "comparison_mean" in cell else "")
   number = lambda v, fmt: "" if v is None else format(v, fmt)
   return [cell["metric"], f"{pct(cell['mean'])} ± {pct(cell['std'])}",
           pct(cell["min"]), str(cell["n"]), twin,

@@ -10,7 +10,7 @@ crashed or interrupted seed does not take the others down, and running the
 same command again resumes every unfinished seed from its checkpoints). The
 results are written to <output_dir>/results.md and results.json: per seed and
 as mean +- sample standard deviation (n - 1) over seeds of test_accuracy and,
-when the run trained the CE baseline alongside, baseline_test_accuracy, plus
+when the run trained the CE baseline alongside, comparison_test_accuracy, plus
 the median time per teacher round.
 """
 import argparse
@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-ACCURACY_KEYS = ("test_accuracy", "baseline_test_accuracy")
+ACCURACY_KEYS = ("test_accuracy", "comparison_test_accuracy")
 
 
 def parse_args(argv=None):

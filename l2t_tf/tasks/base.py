@@ -54,11 +54,11 @@ class Task(abc.ABC):
     """The error metric a controller watches (ALA); e_val unless overridden."""
     return self.validation_error(y, outputs)
 
-  def baseline_loss(self, y, outputs):
+  def fixed_loss(self, y, outputs):
     """The hand-designed loss of the CE baseline student."""
     return hypergradient.sparse_cross_entropy(y, outputs)
 
-  def baseline_loss_layer(self):
+  def fixed_loss_layer(self):
     """The baseline loss as a Keras layer if it has learnable parameters.
 
     Such parameters (e.g. the shape and scale of Barron's adaptive robust

@@ -52,7 +52,7 @@ class ClassificationTask(base.Task):
 
   def __init__(self, dataset="digits", student=digits_cnn.digits_cnn,
                dln=dln_lib.classification_dln,
-               baseline_loss=hypergradient.sparse_cross_entropy, dtype=None,
+               fixed_loss=hypergradient.sparse_cross_entropy, dtype=None,
                data_dir=tfds_source.DEFAULT_DATA_DIR, manual_dir=None):
     """Builds the task; a missing tfds data set raises UserError here.
 
@@ -60,7 +60,7 @@ class ClassificationTask(base.Task):
       dataset: a name in DATASETS or a ClassificationData object.
       student: factory (input_shape, num_classes, dtype) -> Keras model.
       dln: factory (dtype) -> DLN layer.
-      baseline_loss: (y, logits) -> scalar, the CE baseline's loss.
+      fixed_loss: (y, logits) -> scalar, the CE baseline's loss.
       dtype: float dtype of the student, the DLN and the images.
       data_dir: tensorflow-datasets data directory (tfds data sets only).
       manual_dir: directory of the original archives; default
@@ -70,7 +70,7 @@ class ClassificationTask(base.Task):
     self.name = f"classification_{self.data.name}"
     self.shuffle_buffer = self.data.shuffle_buffer
     self.student_fn, self.dln_fn, self.dtype = student, dln, dtype
-    self._baseline_loss = baseline_loss
+    self._fixed_loss = fixed_loss
 
   def build_student(self):
     return self.student_fn(input_shape=tuple(self.data.input_shape),
@@ -96,9 +96,9 @@ class ClassificationTask(base.Task):
     x, y = classification_data.zeros_batch(self.data, batch_size, self.dtype)
     return y, student(x, training=False)
 
-  def baseline_loss_layer(self):
+  def fixed_loss_layer(self):
     """The baseline loss if it is a Keras layer with weights (built here)."""
-    loss = self._baseline_loss
+    loss = self._fixed_loss
     if not isinstance(loss, keras.layers.Layer):
       return None
     if not loss.built:  # Build on a dummy batch (inside the strategy scope).
@@ -111,9 +111,9 @@ class ClassificationTask(base.Task):
     correct = tf.equal(tf.argmax(outputs, -1, output_type=y.dtype), y)
     return 1.0 - tf.reduce_mean(tf.cast(correct, outputs.dtype))
 
-  def baseline_loss(self, y, outputs):
+  def fixed_loss(self, y, outputs):
     """The hand-designed loss (CE by default; issue 5's baselines by gin)."""
-    return self._baseline_loss(y, outputs)
+    return self._fixed_loss(y, outputs)
 
   def check_labels(self, student, y):
     y = np.asarray(y)

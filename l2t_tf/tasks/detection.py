@@ -129,7 +129,7 @@ class DetectionTask(base.Task):
     """l_cls + l_conf + l_loc, averaged over images."""
     return tf.reduce_sum(tf.reduce_mean(self.loss_terms(y, outputs), 0))
 
-  def baseline_loss(self, y, outputs):
+  def fixed_loss(self, y, outputs):
     """The YOLOv3 loss with lambda = (1, 1, 1)."""
     return self.validation_error(y, outputs)
 

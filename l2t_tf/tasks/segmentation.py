@@ -113,7 +113,7 @@ class SegmentationTask(base.Task):
     """CE(p, y) + 0.4 CE(aux_p, y), 255 ignored."""
     return self._weighted(masked_cross_entropy, y, outputs)
 
-  def baseline_loss(self, y, outputs):
+  def fixed_loss(self, y, outputs):
     return self.validation_error(y, outputs)
 
   # ---- data -------------------------------------------------------------

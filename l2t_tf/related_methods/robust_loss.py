@@ -197,7 +197,7 @@ class AdaptiveRobustLoss(keras.layers.Layer):
 def adaptive_robust_loss(per_class=True, alpha_lo=0.001, alpha_hi=1.999,
                          alpha_init=None, scale_lo=1e-2, scale_init=1.0,
                          dtype=None):
-  """The ARLF layer; gin: `ClassificationTask.baseline_loss =
+  """The ARLF layer; gin: `ClassificationTask.fixed_loss =
   @adaptive_robust_loss()` (called: it owns variables)."""
   return AdaptiveRobustLoss(per_class=per_class, alpha_lo=alpha_lo,
                             alpha_hi=alpha_hi, alpha_init=alpha_init,

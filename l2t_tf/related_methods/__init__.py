@@ -1,19 +1,19 @@
 """Baseline losses of the paper's Table 1 (issue 5), each a gin binding away.
 
-Bind one as `ClassificationTask.baseline_loss` and run `Trainer.method =
-'baseline'` (or keep L2T-DLN and let it be the comparison student's loss):
+Bind one as `ClassificationTask.fixed_loss` and run `Trainer.method =
+'fixed_loss'` (or keep L2T-DLN and let it be the comparison student's loss):
 
     # CE
-    ClassificationTask.baseline_loss = @cross_entropy
+    ClassificationTask.fixed_loss = @cross_entropy
     # smooth 0-1 (Nguyen & Sanner)
-    ClassificationTask.baseline_loss = @smooth_01_loss
+    ClassificationTask.fixed_loss = @smooth_01_loss
     # L-Softmax: its loss and its head
-    ClassificationTask.baseline_loss = @large_margin_softmax_loss
+    ClassificationTask.fixed_loss = @large_margin_softmax_loss
     ClassificationTask.student = @large_margin_student
     # ARLF (Barron)
-    ClassificationTask.baseline_loss = @adaptive_robust_loss()
+    ClassificationTask.fixed_loss = @adaptive_robust_loss()
     # SLF (our reading of Liu & Lai)
-    ClassificationTask.baseline_loss = @stochastic_loss_function()
+    ClassificationTask.fixed_loss = @stochastic_loss_function()
 
 L2T-DLF and ALA teach a parametric loss, so they take the DLN's place in an
 'l2t_dln' run (keep `Trainer.method = 'l2t_dln'`):
@@ -35,23 +35,23 @@ factories are called (`()`) and return Keras layers with the same call
 signature; a trainer must optimise `loss.trainable_variables` with the
 student (`loss_variables` below), else those parameters stay at their init.
 """
-from l2t_tf.baselines import ala
-from l2t_tf.baselines import l2t_dlf
-from l2t_tf.baselines import large_margin_softmax
-from l2t_tf.baselines import robust_loss
-from l2t_tf.baselines import smooth_01
-from l2t_tf.baselines import stochastic_loss
+from l2t_tf.related_methods import ala
+from l2t_tf.related_methods import l2t_dlf
+from l2t_tf.related_methods import large_margin_softmax
+from l2t_tf.related_methods import robust_loss
+from l2t_tf.related_methods import smooth_01
+from l2t_tf.related_methods import stochastic_loss
 
-from l2t_tf.baselines.ala import ala_loss
-from l2t_tf.baselines.ala import ALAControllerUpdater
-from l2t_tf.baselines.l2t_dlf import dlf_loss
-from l2t_tf.baselines.l2t_dlf import DLFTeacherUpdater
-from l2t_tf.baselines.large_margin_softmax import large_margin_softmax_loss
-from l2t_tf.baselines.large_margin_softmax import large_margin_student
-from l2t_tf.baselines.robust_loss import adaptive_robust_loss
-from l2t_tf.baselines.robust_loss import general_robust_loss
-from l2t_tf.baselines.smooth_01 import smooth_01_loss
-from l2t_tf.baselines.stochastic_loss import stochastic_loss_function
+from l2t_tf.related_methods.ala import ala_loss
+from l2t_tf.related_methods.ala import ALAControllerUpdater
+from l2t_tf.related_methods.l2t_dlf import dlf_loss
+from l2t_tf.related_methods.l2t_dlf import DLFTeacherUpdater
+from l2t_tf.related_methods.large_margin_softmax import large_margin_softmax_loss
+from l2t_tf.related_methods.large_margin_softmax import large_margin_student
+from l2t_tf.related_methods.robust_loss import adaptive_robust_loss
+from l2t_tf.related_methods.robust_loss import general_robust_loss
+from l2t_tf.related_methods.smooth_01 import smooth_01_loss
+from l2t_tf.related_methods.stochastic_loss import stochastic_loss_function
 
 
 def loss_variables(loss):

@@ -1,4 +1,4 @@
-"""Tests of the Table 1 baseline losses (l2t_tf/baselines)."""
+"""Tests of the Table 1 baseline losses (l2t_tf/related_methods)."""
 import math
 
 from absl.testing import parameterized
@@ -8,10 +8,10 @@ import tensorflow as tf
 
 from l2t_tf import config
 from l2t_tf import hypergradient
-from l2t_tf.baselines import large_margin_softmax as lsm
-from l2t_tf.baselines import robust_loss
-from l2t_tf.baselines import smooth_01
-from l2t_tf.baselines import stochastic_loss
+from l2t_tf.related_methods import large_margin_softmax as lsm
+from l2t_tf.related_methods import robust_loss
+from l2t_tf.related_methods import smooth_01
+from l2t_tf.related_methods import stochastic_loss
 from l2t_tf.tasks import classification
 
 DTYPES = (("float32", tf.float32), ("float64", tf.float64))
@@ -316,17 +316,17 @@ class StochasticLossTest(GradientCheck, parameterized.TestCase):
 class GinTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(
-      ("smooth_01", ["ClassificationTask.baseline_loss = @smooth_01_loss",
+      ("smooth_01", ["ClassificationTask.fixed_loss = @smooth_01_loss",
                      "smooth_01_loss.sharpness = 2.0"]),
-      ("robust_fixed", ["ClassificationTask.baseline_loss = "
+      ("robust_fixed", ["ClassificationTask.fixed_loss = "
                         "@general_robust_loss"]),
-      ("robust_adaptive", ["ClassificationTask.baseline_loss = "
+      ("robust_adaptive", ["ClassificationTask.fixed_loss = "
                            "@adaptive_robust_loss()",
                            "adaptive_robust_loss.per_class = False"]),
-      ("slf", ["ClassificationTask.baseline_loss = "
+      ("slf", ["ClassificationTask.fixed_loss = "
                "@stochastic_loss_function()",
                "stochastic_loss_function.seed = 0"]),
-      ("large_margin", ["ClassificationTask.baseline_loss = "
+      ("large_margin", ["ClassificationTask.fixed_loss = "
                         "@large_margin_softmax_loss",
                         "ClassificationTask.student = @large_margin_student",
                         "large_margin_student.margin = 2"]))
@@ -337,7 +337,7 @@ class GinTest(tf.test.TestCase, parameterized.TestCase):
       student = task.build_student()
       x = tf.random.stateless_normal([3, 8, 8, 1], seed=[1, 2])
       y = tf.constant([0, 5, 9])
-      loss = task.baseline_loss(y, student(x, training=True))
+      loss = task.fixed_loss(y, student(x, training=True))
       self.assertEqual(loss.shape, ())
       self.assertTrue(np.isfinite(loss.numpy()))
       self.assertEqual(student(x).shape, (3, 10))

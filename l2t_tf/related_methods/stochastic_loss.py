@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from l2t_tf import errors
-from l2t_tf.baselines import smooth_01
+from l2t_tf.related_methods import smooth_01
 
 
 def _onehot(y_true, logits):
@@ -154,7 +154,7 @@ class StochasticLoss(keras.layers.Layer):
 def stochastic_loss_function(losses=tuple(BASE_LOSSES), num_selections=2,
                              temperature=1.0, hard=True, seed=None,
                              dtype=None):
-  """The SLF layer; gin: `ClassificationTask.baseline_loss =
+  """The SLF layer; gin: `ClassificationTask.fixed_loss =
   @stochastic_loss_function()` (called: it owns variables)."""
   return StochasticLoss(losses=losses, num_selections=num_selections,
                         temperature=temperature, hard=hard, seed=seed,

@@ -149,7 +149,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
   "validation_error", "progress"); every `every_steps` student steps it rewards its last action,
   takes a policy-gradient step and samples the next action. All its state
   (policy, optimiser slots, the window's metric, the last state and action,
-  the step counters, the baseline) is in variables; the actions are drawn
+  the step counters, the reward baseline) is in variables; the actions are drawn
   with stateless random ops seeded by (seed, number of actions taken), so a
   resumed run takes the actions an uninterrupted one takes.
   """
@@ -158,7 +158,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
 
   def __init__(self, every_steps=200, step_size=0.1,
                hidden_units=(32, 32), optimizer="adam", learning_rate=1e-3,
-               reward="sign", metric_discount=0.9, baseline_decay=0.9,
+               reward="sign", metric_discount=0.9, reward_baseline_decay=0.9,
                phi_bounds=(-1.0, 1.0), seed=0):
     """Configures the controller.
 
@@ -170,7 +170,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
       learning_rate: the policy optimiser's learning rate.
       reward: 'sign' (sign(M_{t-1} - M_t)) or 'difference' (M_{t-1} - M_t).
       metric_discount: gamma per student step of the window's metric.
-      baseline_decay: decay of the reward's moving-average baseline.
+      reward_baseline_decay: decay of the reward's moving-average baseline.
       phi_bounds: (low, high) clip of the off-diagonal Phi, or None.
       seed: seed of the policy's initial weights and of the actions.
     """
@@ -180,15 +180,16 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
           f"ALAControllerUpdater: every_steps must be >= 1 (got "
           f"{every_steps}), step_size > 0 (got {step_size}) and reward one "
           f"of {REWARDS} (got {reward!r}).")
-    if not 0.0 <= metric_discount <= 1.0 or not 0.0 <= baseline_decay < 1.0:
+    if not (0.0 <= metric_discount <= 1.0 and
+            0.0 <= reward_baseline_decay < 1.0):
       raise errors.UserError(
           "ALAControllerUpdater: metric_discount must be in [0, 1] and "
-          "baseline_decay in [0, 1).")
+          "reward_baseline_decay in [0, 1).")
     self.every_steps = int(every_steps)
     self.step_size, self.reward_mode = float(step_size), reward
     self.hidden_units = tuple(int(u) for u in hidden_units)
     self.metric_discount = float(metric_discount)
-    self.baseline_decay = float(baseline_decay)
+    self.reward_baseline_decay = float(reward_baseline_decay)
     self.phi_bounds = None if phi_bounds is None else tuple(
         float(b) for b in phi_bounds)
     self.seed = int(seed)
@@ -234,7 +235,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     self.window_sum = state(0.0, "window_sum")
     self.window_weight = state(0.0, "window_weight")
     self.previous_metric = state(0.0, "previous_metric")
-    self.baseline = state(0.0, "reward_baseline")
+    self.reward_baseline = state(0.0, "reward_baseline")
     self.last_reward = state(0.0, "last_reward")
     self.previous_state = state(tf.zeros([self.num_pairs, NUM_FEATURES]),
                                 "previous_state")
@@ -292,7 +293,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
 
   def _reinforce(self, reward):
     """One policy-gradient step on the last (state, action), reward r."""
-    advantage = reward - self.baseline
+    advantage = reward - self.reward_baseline
     variables = self.policy_variables()
     with tf.GradientTape() as tape:
       loss = -advantage * self.log_likelihood(
@@ -300,8 +301,9 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
           tf.convert_to_tensor(self.previous_action))
     grads = tape.gradient(loss, variables)
     self.optimizer.apply(grads, variables)
-    self.baseline.assign(self.baseline_decay * self.baseline +
-                         (1.0 - self.baseline_decay) * reward)
+    decay = self.reward_baseline_decay
+    self.reward_baseline.assign(decay * self.reward_baseline +
+                                (1.0 - decay) * reward)
     return tf.constant(0.0)
 
   def _act(self, phi, observation, step):

@@ -53,13 +53,13 @@ Our choices (not from the paper or the demo):
 * The validation error is the task's (cross-entropy); the demo uses a
   smoothed 0-1 error, 2 sigma(k (max_c p_c - p_y)) - 1. No cross-entropy
   pre-training of the student (the demo pre-trains before teaching).
-* With N = 1 (l2t_tf/gin_configs/digits_baseline_l2t_dlf.gin) a round is one
+* With N = 1 (l2t_tf/gin_configs/digits_l2t_dlf.gin) a round is one
   student step with the hypergradient and one plain step, so Phi changes
   every 2 student steps.
 
 Use with any classification experiment (Trainer.method stays 'l2t_dln'):
 
-    import l2t_tf.baselines.l2t_dlf
+    import l2t_tf.related_methods.l2t_dlf
     ClassificationTask.dln = @dlf_loss
     Trainer.updater = @DLFTeacherUpdater
     Trainer.unroll_length = 1

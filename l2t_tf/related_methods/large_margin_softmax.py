@@ -37,7 +37,7 @@ training=True)`; labels never enter it. So `LargeMarginHead`:
   back exactly like BatchNorm statistics, and checkpointed with the student.
 
 Limits: the training outputs are a dict, so the DLN cannot consume this
-student (use it with `Trainer.method = 'baseline'`); `as_logits` extracts the
+student (use it with `Trainer.method = 'fixed_loss'`); `as_logits` extracts the
 logits from either form. `wrap_student` turns any functional student whose
 last layer is a Dense into this form (the Dense bias is dropped).
 """
