@@ -15,8 +15,8 @@ import gin
 import keras
 import tensorflow as tf
 
+from l2t_tf import checkpointing
 from l2t_tf import errors
-
 from l2t_tf import teacher as teacher_lib
 
 OPTIMIZERS = {
@@ -47,45 +47,61 @@ def unflatten(vector, like):
 
 
 class DLNUpdater(tf.Module):
-  """Interface: updates the DLN from its hypergradient.
+  """Interface: changes the DLN between the student's stages.
 
-  `learns_in_stage3` tells the teaching round whether stage III must compute
-  the hypergradient de_2/dphi_1 for `learn`; if False, stage III is N plain
-  student steps. `needs_hypergradient = False` (a controller that only looks
-  at the validation metric, e.g. ALA) makes stage I N plain steps too, and
-  `apply` then receives `hypergradients=None`.
+  Which teaching round runs an updater follows from its kind
+  (`experiment.make_round`): a `HypergradientUpdater` gets de_1/dphi after
+  stage I (`rounds.HypergradientRound`); a `TeachingUpdater` also learns from
+  de_2/dphi_1 after stage III (`rounds.L2TRound`, the paper's method); a
+  `ControllerUpdater` sees no hypergradient, only the round's observation
+  (`rounds.ControllerRound`, e.g. ALA).
 
-  `apply` also receives an `observation`: a dict of scalar tensors about the
-  student after stage I, "validation_error" (e_1), "train_loss" (mean
-  stage-I loss), "progress" (rounds done / rounds planned, in [0, 1]),
-  "student_steps" (int64, SGD steps the student has taken, stage I's included)
-  and,
-  without a hypergradient, "validation_metric" (the task's error metric, e.g.
-  the 0-1 error of classification). Updaters that do not need it ignore it.
+  The observation is a dict of scalar tensors about the student after stage
+  I: "validation_error" (e_1), "train_loss" (mean stage-I loss), "progress"
+  (rounds done / rounds planned, in [0, 1]), "student_steps" (int64, SGD
+  steps the student has taken, stage I's included) and, for a controller,
+  "validation_metric" (the task's error metric, e.g. the 0-1 error of
+  classification). Updaters that do not need it ignore it.
+
+  Everything an updater learns lives in variables that a `tf.Module` tracks
+  by name (Keras layers' weights through `checkpointing.layer_variables`),
+  so the trainer's checkpoint holds the updater itself.
   """
-  learns_in_stage3 = False
-  needs_hypergradient = True
 
   def build(self, dln_variables):
-    """Creates state (slots, LSTM state); call inside the strategy scope."""
+    """Creates state (slots, LSTM state); call inside the strategy scope.
+
+    The updater's dtype is the DLN's (`dln_variables[0].dtype`).
+    """
     raise NotImplementedError
+
+
+class HypergradientUpdater(DLNUpdater):
+  """Updates phi from the hypergradient de_1/dphi of stage I+II."""
 
   def apply(self, dln_variables, hypergradients, observation=None):
     """phi <- update(phi, de_1/dphi). Returns (context, metrics dict)."""
     raise NotImplementedError
 
-  def learn(self, context, hypergradients):
-    """Learns from de_2/dphi_1 (stage III). Returns a metrics dict."""
-    del context, hypergradients
-    return {}
 
-  def keras_weights(self):
-    """Weights of Keras layers it owns (tf.Module does not track those)."""
-    return []
+class TeachingUpdater(HypergradientUpdater):
+  """A hypergradient updater that learns from stage III (Eq. 8)."""
+
+  def learn(self, context, hypergradients):
+    """Learns from de_2/dphi_1, `context` from `apply`. Returns metrics."""
+    raise NotImplementedError
+
+
+class ControllerUpdater(DLNUpdater):
+  """Updates phi from the round's observation only (no hypergradient)."""
+
+  def apply(self, dln_variables, observation):
+    """phi <- update(phi, observation). Returns (context, metrics dict)."""
+    raise NotImplementedError
 
 
 @gin.configurable
-class OptimizerUpdater(DLNUpdater):
+class OptimizerUpdater(HypergradientUpdater):
   """phi <- optimiser step on de_1/dphi (Table 6: Adam, SGD, RMSProp)."""
 
   def __init__(self, optimizer="adam", learning_rate=1e-3):
@@ -102,16 +118,16 @@ class OptimizerUpdater(DLNUpdater):
 
 
 @gin.configurable
-class TeacherUpdater(DLNUpdater):
+class TeacherUpdater(TeachingUpdater):
   """The paper's updater: phi_1 = phi_0 + T_varphi(de_1/dphi) (Eq. 3).
 
   Stage III: varphi <- Adam(de_2/dvarphi) with
   de_2/dvarphi = (de_2/dphi_1)^T dT_varphi(g)/dvarphi (Eq. 8), one
   vector-Jacobian product through the teacher, the hypergradient g entering as
   data. The LSTM state is kept in variables (carried across rounds, gradient
-  stopped) so that it is checkpointed with the rest.
+  stopped) so that it is checkpointed with the rest; the teacher's weights
+  are held by name (`teacher_weights`).
   """
-  learns_in_stage3 = True
 
   def __init__(self, optimizer="adam", learning_rate=1e-3,
                hidden_units=(64, 64, 64), preprocess_factor=10.0,
@@ -132,9 +148,7 @@ class TeacherUpdater(DLNUpdater):
                    for t in pair]
                   for i, pair in enumerate(self.teacher.initial_state(num))]
     self.optimizer.build(self.teacher.trainable_variables)
-
-  def keras_weights(self):
-    return list(self.teacher.variables)
+    self.teacher_weights = checkpointing.layer_variables(self.teacher)
 
   def _read_state(self):
     return [[tf.convert_to_tensor(v) for v in pair] for pair in self.state]

@@ -42,8 +42,10 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
                            "w") as f:
       f.write(gin.operative_config_str())
   results = trainer.run()
-  path = _export(trainer.dln, model_dir, task.name, chief)
-  results.update(dln_export_path=os.path.abspath(path),
+  path = None  # A fixed-loss run has no DLN.
+  if trainer.dln is not None:
+    path = os.path.abspath(_export(trainer.dln, model_dir, task.name, chief))
+  results.update(dln_export_path=path,
                  model_dir=os.path.abspath(model_dir), task=task.name,
                  worker=strategy_lib.worker_index(distribution))
   results.update(extra_results or {})

@@ -4,11 +4,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from l2t_tf import baselines
+from l2t_tf import related_methods
 from l2t_tf import config
 from l2t_tf import errors
 from l2t_tf import dln as dln_lib
-from l2t_tf import trainer as trainer_lib
+from l2t_tf.rounds import hypergradient_round
 import trainer_testlib as lib
 
 
@@ -21,8 +21,9 @@ class TeachingLoopTest(tf.test.TestCase):
     batches = list(data)
     dln_before = [v.numpy() for v in trainer.dln.trainable_variables]
     for train, val in batches:
-      metrics = trainer.round(train, val)
-      self.assertEqual(metrics["skipped_updates"], 0)
+      result = trainer.round(train, val)
+      self.assertEqual(result.skipped_updates, 0)
+      self.assertEqual(result.student_steps, 2 * 2)  # 2 blocks of N = 2.
     # Stage I and stage III are traced once each, not once per round.
     self.assertEqual(trainer.round.trace_count, 2)
     self.assertNotAllClose(trainer.dln.trainable_variables[0], dln_before[0])
@@ -31,8 +32,8 @@ class TeachingLoopTest(tf.test.TestCase):
     state_now = [v.numpy() for pair in trainer.updater.state for v in pair]
     train, (xv, yv) = batches[0]
     xv = tf.tensor_scatter_nd_update(xv, [[0, 0, 0, 0]], [np.nan])
-    metrics = trainer.round(train, (xv, yv))
-    self.assertEqual(metrics["skipped_updates"], 1)
+    result = trainer.round(train, (xv, yv))
+    self.assertEqual(result.skipped_updates, 1)
     for v, w in zip(trainer.dln.trainable_variables, dln_now):
       self.assertAllEqual(v, w)
     for v, w in zip([v for p in trainer.updater.state for v in p], state_now):
@@ -65,26 +66,31 @@ class TeachingLoopTest(tf.test.TestCase):
     calls, evaluate = [], trainer.task.evaluate
     trainer.task.evaluate = lambda *a: calls.append(a[0]) or evaluate(*a)
     results = trainer.run()
-    self.assertEqual(calls, [trainer.student, trainer.baseline])
+    self.assertEqual(calls, [trainer.student, trainer.comparison_student])
     fresh = evaluate(trainer.student, trainer.test_data)
     for name, value in fresh.items():
       self.assertAllClose(results[name], value)
     self.assertAllClose(
         results["comparison_test_accuracy"],
-        evaluate(trainer.baseline, trainer.test_data)["test_accuracy"])
+        evaluate(trainer.comparison_student,
+                 trainer.test_data)["test_accuracy"])
 
-  def test_baseline_method_trains_only_the_student(self):
-    results = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
-                               teacher_epochs=1).run()
+  def test_fixed_loss_method_trains_only_the_student(self):
+    trainer = lib.tiny_trainer(self.get_temp_dir(), method="fixed_loss",
+                               teacher_epochs=1)
+    self.assertIsNone(trainer.dln)
+    self.assertIsNone(trainer.comparison_student)
+    results = trainer.run()
     self.assertNotIn("comparison_test_accuracy", results)
     self.assertGreater(results["test_accuracy"], 0.1)
     self.assertEqual(results["traces"], 0)
-
+    self.assertIsNone(results["hypergradient_mode"])
+    self.assertEqual(results["student_steps"], 3 * 2 * 2)
 
   def test_learnable_fixed_loss_parameters_are_trained(self):
     """Barron's adaptive loss: its shape/scale take SGD steps too."""
-    loss = baselines.adaptive_robust_loss()
-    trainer = lib.tiny_trainer(self.get_temp_dir(), method="baseline",
+    loss = related_methods.adaptive_robust_loss()
+    trainer = lib.tiny_trainer(self.get_temp_dir(), method="fixed_loss",
                                teacher_epochs=1, task=lib.tiny_task(
                                    fixed_loss=loss))
     before = [v.numpy() for v in loss.trainable_variables]
@@ -145,7 +151,7 @@ class FallbackToReverseTest(tf.test.TestCase):
     self.assertAllClose(results["test_accuracy"], want["test_accuracy"])
 
   def test_which_errors_fall_back(self):
-    falls_back = trainer_lib._is_fallback_error
+    falls_back = hypergradient_round.is_fallback_error
     self.assertTrue(falls_back(tf.errors.AlreadyExistsError(None, None, "")))
     self.assertTrue(falls_back(tf.errors.ResourceExhaustedError(
         None, None, "OOM when allocating tensor")))
@@ -164,7 +170,7 @@ class FallbackToReverseTest(tf.test.TestCase):
 
   def test_later_or_other_errors_are_not_swallowed(self):
     late = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
-    late._rounds_run = trainer_lib.FALLBACK_ROUNDS  # Past the guarded rounds.
+    late.round._calls = hypergradient_round.FALLBACK_ROUNDS  # Past them.
     late.round._stage1 = _fail_once_after_running(
         late.round._stage1, tf.errors.AlreadyExistsError(None, None, "x"))
     with self.assertRaises(tf.errors.AlreadyExistsError):

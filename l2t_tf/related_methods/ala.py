@@ -141,7 +141,7 @@ def _glorot_uniform(shape, seed):
 
 
 @gin.configurable
-class ALAControllerUpdater(dln_updaters.DLNUpdater):
+class ALAControllerUpdater(dln_updaters.ControllerUpdater):
   """The ALA controller: REINFORCE on class-pair steps of Phi (see module).
 
   No hypergradient: stage I is N plain steps and an evaluation, then `apply`
@@ -153,8 +153,6 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
   with stateless random ops seeded by (seed, number of actions taken), so a
   resumed run takes the actions an uninterrupted one takes.
   """
-  learns_in_stage3 = False
-  needs_hypergradient = False
 
   def __init__(self, every_steps=200, step_size=0.1,
                hidden_units=(32, 32), optimizer="adam", learning_rate=1e-3,
@@ -263,8 +261,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     """Phi_ij of the pairs i < j: [P] float32."""
     return tf.gather_nd(tf.cast(phi, tf.float32), self.pairs)
 
-  def apply(self, dln_variables, hypergradients=None, observation=None):
-    del hypergradients
+  def apply(self, dln_variables, observation):
     needed = {"validation_metric", "student_steps"}
     if observation is None or not needed <= set(observation):
       raise errors.UserError("ALAControllerUpdater needs the validation "

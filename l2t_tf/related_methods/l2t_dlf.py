@@ -72,6 +72,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from l2t_tf import checkpointing
 from l2t_tf import dln_updaters
 
 #: Names of the state features, in the order of `state_features`.
@@ -177,7 +178,7 @@ class DLFTeacher(keras.layers.Layer):
 
 
 @gin.configurable
-class DLFTeacherUpdater(dln_updaters.DLNUpdater):
+class DLFTeacherUpdater(dln_updaters.HypergradientUpdater):
   """L2T-DLF's teacher as a DLN updater: Phi = mu_theta(s_t); see the module.
 
   `apply(phi, g, observation)`, g = de/dPhi at the current Phi:
@@ -185,12 +186,11 @@ class DLFTeacherUpdater(dln_updaters.DLNUpdater):
        that produced the current Phi (zeros before the first round);
     2. s = state_features(observation); Phi <- mu_theta(s); s_prev <- s.
   So Phi == mu_theta(s_prev) holds between rounds. Teacher weights are Keras
-  weights (`keras_weights`), s_prev is a variable of this module and the
+  weights (held by name, `teacher_weights`), s_prev is a variable of this module and the
   Adam slots live in `optimizer`: the trainer's checkpoint holds them all.
   Everything is created in `build` (inside the strategy scope); `apply` runs
   in cross-replica context on reduced hypergradients.
   """
-  learns_in_stage3 = False
 
   def __init__(self, optimizer="adam", learning_rate=1e-3, hidden_units=(32,),
                output_scale=1.0):
@@ -212,9 +212,7 @@ class DLFTeacherUpdater(dln_updaters.DLNUpdater):
         tf.zeros([len(STATE_FEATURES)], dtype), trainable=False,
         name="previous_state")
     self.optimizer.build(self.teacher.trainable_variables)
-
-  def keras_weights(self):
-    return list(self.teacher.variables) if self.teacher is not None else []
+    self.teacher_weights = checkpointing.layer_variables(self.teacher)
 
   def teacher_gradient(self, hypergradients, state):
     """(dmu_theta(state)/dtheta)^T g: one VJP, g = flat de/dPhi as data."""
