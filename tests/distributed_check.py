@@ -49,7 +49,8 @@ def main():
   }
   metric_diffs = []
   for train, val in rounds[1:]:
-    a, b = single.round(train, val), mirrored.round(train, val)
+    a = single.round(train, val).diagnostics
+    b = mirrored.round(train, val).diagnostics
     metric_diffs += [abs(a[k] - b[k]) for k in ("e1", "e2",
                                                 "hypergradient_norm")]
   report["round_metric_diff"] = max(metric_diffs)

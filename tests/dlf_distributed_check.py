@@ -38,8 +38,8 @@ def main():
   data, rounds = single.epoch_rounds(0)
   metric_diffs = []
   for i, (train, val) in enumerate(data):
-    a = single.round(train, val, progress=i / rounds)
-    b = mirrored.round(train, val, progress=i / rounds)
+    a = single.round(train, val, progress=i / rounds).diagnostics
+    b = mirrored.round(train, val, progress=i / rounds).diagnostics
     metric_diffs += [abs(a[k] - b[k]) / max(abs(a[k]), 1e-6) for k in (
         "e1", "hypergradient_norm", "teacher_gradient_norm", "dlf_step_norm")]
   state_diff = max(float(np.max(np.abs(x - y))) for x, y in zip(

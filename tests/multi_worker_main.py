@@ -57,7 +57,7 @@ def _dump_state(trainer, when):
   if not out:
     return
   groups = dict(student=trainer.student.variables, dln=trainer.dln.variables,
-                teacher=trainer.updater.keras_weights(),
+                teacher=list(trainer.updater.teacher_weights.values()),
                 all=trainer.checkpoint_variables())
   arrays = {f"{name}_{i}": v.numpy() for name, variables in groups.items()
             for i, v in enumerate(variables)}

@@ -30,7 +30,7 @@ def _controller(loss, unroll_length, **kwargs):
   updater.build(loss.trainable_variables)
   # As the teaching round does: the DLN variables are read inside.
   apply = tf.function(lambda obs: updater.apply(loss.trainable_variables,
-                                                None, obs))
+                                                obs))
   rounds = []
 
   def step(observation):
@@ -218,7 +218,7 @@ class ControllerTest(tf.test.TestCase, parameterized.TestCase):
     updater.build(loss.trainable_variables)
     observation = _observation(0.5)
     with self.assertRaisesRegex(ValueError, "student steps"):
-      updater.apply(loss.trainable_variables, None, observation)
+      updater.apply(loss.trainable_variables, observation)
 
 
 class TeachingLoopTest(tf.test.TestCase):

@@ -202,7 +202,7 @@ class DLFTrainerTest(tf.test.TestCase):
     first = _dlf_trainer(model_dir, max_rounds=2)
     phi0 = [v.numpy() for v in first.dln.trainable_variables]
     self.assertAllClose(phi0[0], np.eye(10))
-    teacher0 = [v.numpy() for v in first.updater.keras_weights()]
+    teacher0 = [v.numpy() for v in first.updater.teacher_weights.values()]
     results = first.run()
     self.assertEqual(results["rounds_done"], 2)
     self.assertEqual(results["skipped_updates"], 0)
@@ -223,8 +223,8 @@ class DLFTrainerTest(tf.test.TestCase):
     data, _ = first.epoch_rounds(0)
     train, val = next(iter(data.skip(2)))
     for trainer in (first, fresh):
-      metrics = trainer.round(train, val, progress=2 / 3)
-      self.assertEqual(metrics["skipped_updates"], 0)
+      result = trainer.round(train, val, progress=2 / 3)
+      self.assertEqual(result.skipped_updates, 0)
     for a, b in zip(lib.state_of(fresh), lib.state_of(first)):
       self.assertAllClose(a, b, rtol=1e-6, atol=1e-7)
     # After 3 rounds Phi and every teacher weight (the hidden kernel learns
@@ -232,7 +232,7 @@ class DLFTrainerTest(tf.test.TestCase):
     for v, w in zip(first.dln.trainable_variables, phi0):
       self.assertNotAllClose(v, w)
       self.assertTrue(np.all(np.isfinite(v.numpy())))
-    weights = first.updater.keras_weights()
+    weights = list(first.updater.teacher_weights.values())
     for v, w in zip(weights, teacher0):
       if v is first.updater.teacher.base:
         self.assertAllEqual(v, w)  # Phi_0, fixed.

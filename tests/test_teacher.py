@@ -103,7 +103,7 @@ class OptimizerUpdaterTest(tf.test.TestCase, parameterized.TestCase):
     updater.build([var])
     updater.apply([var], [tf.constant([1.0, -1.0])])
     self.assertAllLess(var.numpy() * [1, -1] - [1.0, 2.0], 0.0)
-    self.assertFalse(updater.learns_in_stage3)
+    self.assertNotIsInstance(updater, dln_updaters.TeachingUpdater)
 
   def test_unknown_optimizer(self):
     with self.assertRaisesRegex(ValueError, "optimizer must be one of"):

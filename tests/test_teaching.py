@@ -176,11 +176,13 @@ class GuardAndDensityTest(tf.test.TestCase):
     (xs, _), _ = next(iter(data))
     self.assertEqual(xs.shape[:3], (1, lib.TINY["unroll_length"],
                                     lib.TINY["batch_size"]))
-    self.assertEqual(trainer.round.steps_per_round(5), 5)
+    # Each round counts its own steps: N in the release's, 2N in the paper's.
+    n = lib.TINY["unroll_length"]
+    self.assertEqual(trainer.round(*next(iter(data))).student_steps, n)
     paper = lib.tiny_trainer(self.get_temp_dir())
-    (xs, _), _ = next(iter(paper.epoch_rounds(0)[0]))
+    (xs, ys), val = next(iter(paper.epoch_rounds(0)[0]))
     self.assertEqual(xs.shape[0], 2)
-    self.assertEqual(paper.round.steps_per_round(5), 10)
+    self.assertEqual(paper.round((xs, ys), val).student_steps, 2 * n)
 
   def test_harmful_update_is_rejected_and_the_round_undone(self):
     """e_2 > e_1: phi_0 and stage I's student are kept (teacher learns)."""
@@ -191,7 +193,7 @@ class GuardAndDensityTest(tf.test.TestCase):
     train, val = next(iter(data))
     dln_before = [v.numpy() for v in flipped.dln.trainable_variables]
     teacher_before = [v.numpy() for v in flipped.updater.teacher.variables]
-    metrics = flipped.round(train, val)
+    metrics = flipped.round(train, val).diagnostics
     self.assertGreater(metrics["e2_minus_e1"], 0.0)  # The flip hurt.
     self.assertEqual(metrics["update_accepted"], 0.0)
     self.assertEqual(metrics["update_helped"], 0.0)
@@ -207,7 +209,7 @@ class GuardAndDensityTest(tf.test.TestCase):
     for a, b in zip(theta, kept.round.student.weights()[0]):
       self.assertAllClose(a, b, rtol=1e-5, atol=1e-6)
     # Without the guard the harmful DLN stays.
-    kept_metrics = kept.round(train, val)
+    kept_metrics = kept.round(train, val).diagnostics
     self.assertEqual(kept_metrics["update_accepted"], 1.0)
 
   def test_properness_guard_rejects_an_improper_dln(self):
@@ -216,7 +218,7 @@ class GuardAndDensityTest(tf.test.TestCase):
     data, _ = trainer.epoch_rounds(0)
     train, val = next(iter(data))
     before = [v.numpy() for v in trainer.dln.trainable_variables]
-    metrics = trainer.round(train, val)
+    metrics = trainer.round(train, val).diagnostics
     self.assertEqual(metrics["update_accepted"], 0.0)
     self.assertBetween(metrics["dln_properness"], 0.0, 1.0)
     for v, b in zip(trainer.dln.trainable_variables, before):

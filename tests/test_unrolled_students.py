@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import dln_updaters
-from l2t_tf import teaching_round
+from l2t_tf import rounds as rounds_lib
 from l2t_tf.data import classification_data
 from l2t_tf.students import cifar_resnet
 from l2t_tf.students import nasnet
@@ -160,7 +160,7 @@ def _stage1(task, student, dln, mode, learning_rate):
   """
   updater = dln_updaters.TeacherUpdater(dtype=DTYPE)
   updater.build(dln.trainable_variables)
-  rounds = teaching_round.TeachingRound(
+  rounds = rounds_lib.L2TRound(
       tf.distribute.get_strategy(), task, student, dln, updater,
       learning_rate, mode=mode, stage3="release")
   return rounds._stage1  # pylint: disable=protected-access
