@@ -62,9 +62,16 @@ def make_round(method, strategy, task, student, dln, updater, learning_rate,
     return rounds.HypergradientRound(strategy, task, student, dln, updater,
                                      learning_rate, mode, validation_bn_mode,
                                      comparison_student)
-  raise errors.UserError(f"Trainer.updater: {name} is not a DLN updater "
-                         f"(dln_updaters.HypergradientUpdater or "
-                         f"ControllerUpdater).")
+  _check_updater(updater)
+
+
+def _check_updater(updater):
+  """Raises a UserError unless `updater` is of a kind a round can run."""
+  if not isinstance(updater, (dln_updaters.HypergradientUpdater,
+                              dln_updaters.ControllerUpdater)):
+    raise errors.UserError(
+        f"Trainer.updater: {type(updater).__name__} is not a DLN updater "
+        f"(dln_updaters.HypergradientUpdater or ControllerUpdater).")
 
 
 class Counters:
@@ -137,6 +144,7 @@ def _build_models(task, strategy, method, updater, train_comparison):
       comparison.set_weights(student.get_weights())
     if dln is not None:
       updater_instance = updater() if isinstance(updater, type) else updater
+      _check_updater(updater_instance)
       updater_instance.build(dln.trainable_variables)
   return student, dln, comparison, updater_instance
 

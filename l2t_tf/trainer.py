@@ -63,6 +63,12 @@ def _teaching_summary(rounds):
   return summary
 
 
+def _first_sentence(error):
+  """The first sentence of a (long, one-line) restore error."""
+  text = (str(error).strip().splitlines() or [""])[0]
+  return text.split(". Showing")[0].split(" when attempting")[0][:300]
+
+
 def _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
               validation_batch_size, num_replicas):
   if int(unroll_length) < 1:
@@ -187,7 +193,7 @@ class Trainer:
             f"{path} does not hold this experiment's variables (a different "
             f"configuration, or a checkpoint of l2t_tf before variables were "
             f"saved by name); start a new train_eval.model_dir. "
-            f"{str(e).splitlines()[0]}") from e
+            f"{_first_sentence(e)}") from e
       logging.info("Resumed from %s (epoch %d, round %d).", path,
                    int(self.epoch), int(self.round_in_epoch))
     if self.multi_worker:
