@@ -7,9 +7,9 @@ Two DLNs:
 
 * `PairwiseDLN` (classification, segmentation): the "1-vs-1" DLN. For every
   sample and every *wrong* class j != y it builds one row of features from the
-  prediction for the true class and for class j, runs an MLP on each row and
-  averages the outputs. Pixels of a segmentation map are samples; pixels whose
-  label is `ignore_label` contribute nothing.
+  prediction for the true class and for class j, runs an MLP (`mlp`) on each
+  row and averages the outputs. Pixels of a segmentation map are samples;
+  pixels whose label is `ignore_label` contribute nothing.
 * `DetectionDLN` (YOLOv3): a single-layer perceptron over a vector of loss
   terms such as [l_cls, l_conf, l_loc], i.e. learned loss weights.
 
@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from l2t_tf import errors
+from l2t_tf import mlp as mlp_lib
 
 INPUT_MODES = ("sigmoid4", "softmax2")
 
@@ -74,14 +75,10 @@ class PairwiseDLN(keras.layers.Layer):
     self.use_bias = bool(use_bias)
     self.ignore_label = ignore_label
     widths = (4 if input_mode == "sigmoid4" else 2,) + self.hidden_units + (1,)
-    self.kernels, self.biases = [], []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      self.kernels.append(self.add_weight(  # One initializer per kernel.
-          shape=(n_in, n_out), name=f"kernel_{i}",
-          initializer=_kaiming_normal_fan_out(self.negative_slope)))
-      if self.use_bias:
-        self.biases.append(self.add_weight(
-            shape=(n_out,), initializer="zeros", name=f"bias_{i}"))
+    self.kernels, self.biases = mlp_lib.create_weights(
+        self.add_weight, widths,  # A new initializer (seed) per kernel.
+        lambda i, last: _kaiming_normal_fan_out(self.negative_slope),
+        (lambda i, last: "zeros") if self.use_bias else None)
     self.built = True
 
   def rows(self, y_true, y_pred):
@@ -105,21 +102,18 @@ class PairwiseDLN(keras.layers.Layer):
     return tf.stack(features, axis=-1) * wrong[..., None], wrong
 
   def mlp(self, rows, kernels=None, biases=None):
-    """The MLP applied to the last axis: [..., F] -> [...].
+    """The MLP applied to the last axis: [..., F] -> [...] (`mlp.forward`).
 
     `kernels` / `biases` (tensors shaped like the layer's) replace its own
     weights, for fitting them functionally (`dln_warm_start`).
     """
     kernels = self.kernels if kernels is None else kernels
     biases = self.biases if biases is None else biases
-    x = rows
-    for i, kernel in enumerate(kernels):
-      x = tf.tensordot(x, tf.cast(kernel, x.dtype), axes=1)
-      if self.use_bias:
-        x = x + tf.cast(biases[i], x.dtype)
-      if i < len(kernels) - 1:
-        x = tf.nn.leaky_relu(x, alpha=self.negative_slope)
-    return x[..., 0]
+    return mlp_lib.forward(rows, kernels, biases if self.use_bias else [],
+                           self._activation, tensordot=True)[..., 0]
+
+  def _activation(self, x):
+    return tf.nn.leaky_relu(x, alpha=self.negative_slope)
 
   def call(self, y_true, y_pred):
     rows, wrong = self.rows(y_true, y_pred)

@@ -74,6 +74,7 @@ import tensorflow as tf
 
 from l2t_tf import dln_updaters
 from l2t_tf import errors
+from l2t_tf import mlp
 
 SQUASHES = ("sigmoid", "none")
 REWARDS = ("sign", "difference")
@@ -133,11 +134,6 @@ class ALALoss(keras.layers.Layer):
 def ala_loss(squash="sigmoid", dtype=None):
   """The ALA loss layer; gin: `ClassificationTask.dln = @ala_loss`."""
   return ALALoss(squash=squash, dtype=dtype, name="ala_loss")
-
-
-def _glorot_uniform(shape, seed):
-  limit = np.sqrt(6.0 / (shape[0] + shape[1]))
-  return tf.random.stateless_uniform(shape, seed, -limit, limit)
 
 
 @gin.configurable
@@ -214,14 +210,11 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     self.pairs_transposed = tf.constant(np.stack([cols, rows], 1), tf.int32)
     self.off_diagonal = tf.constant(1.0 - np.eye(num_classes), tf.float32)
     widths = (NUM_FEATURES,) + self.hidden_units + (NUM_ACTIONS,)
-    self.kernels, self.biases = [], []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      last = i == len(widths) - 2
-      init = (tf.zeros([n_in, n_out]) if last else
-              _glorot_uniform([n_in, n_out], [self.seed, i]))
-      self.kernels.append(tf.Variable(init, name=f"policy_kernel_{i}"))
-      self.biases.append(tf.Variable(tf.zeros([n_out]),
-                                     name=f"policy_bias_{i}"))
+    self.kernels, self.biases = mlp.create_weights(
+        mlp.variable_creator(tf.float32), widths,
+        lambda i, last: (mlp.zeros if last else
+                         mlp.stateless_glorot_uniform([self.seed, i])),
+        lambda i, last: mlp.zeros, prefix="policy_")
     self.optimizer = dln_updaters.make_optimizer(self.optimizer_name,
                                                  self.learning_rate)
     self.optimizer.build(self.policy_variables())
@@ -246,13 +239,8 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     return [v for pair in zip(self.kernels, self.biases) for v in pair]
 
   def policy_logits(self, states):
-    """MLP logits [P, 3] of the per-pair states [P, F]."""
-    x = states
-    for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-      x = tf.matmul(x, kernel) + bias
-      if i < len(self.kernels) - 1:
-        x = tf.nn.relu(x)
-    return x
+    """MLP logits [P, 3] of the per-pair states [P, F] (`mlp.forward`)."""
+    return mlp.forward(states, self.kernels, self.biases, tf.nn.relu)
 
   def log_likelihood(self, states, actions):
     """sum_ij log pi(a_ij | s_ij) of the joint action."""
