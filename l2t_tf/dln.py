@@ -3,17 +3,18 @@
 Paper: L2T-DLN, Sec. 3.1. The student minimises L_phi(S_theta(x), y) where the
 DLN parameters phi are learned by the teacher (Eq. 3).
 
-Two DLNs:
+The DLNs:
 
 * `PairwiseDLN` (classification, segmentation): the "1-vs-1" DLN. For every
   sample and every *wrong* class j != y it builds one row of features from the
   prediction for the true class and for class j, runs an MLP (`mlp`) on each
   row and averages the outputs. Pixels of a segmentation map are samples;
   pixels whose label is `ignore_label` contribute nothing.
-* `DetectionDLN` (YOLOv3): a single-layer perceptron over a vector of loss
-  terms such as [l_cls, l_conf, l_loc], i.e. learned loss weights.
+* `DetectionDLN`: a single-layer perceptron over a vector of loss terms such
+  as [l_cls, l_conf, l_loc], i.e. learned loss weights; `YoloDLN` (YOLOv3,
+  paper Sec. 4.2) computes those terms from the head's outputs first.
 
-Both follow the Keras loss signature `dln(y_true, y_pred) -> scalar`.
+All follow the Keras loss signature `dln(y_true, y_pred) -> scalar`.
 """
 import gin
 import keras
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from l2t_tf import errors
 from l2t_tf import mlp as mlp_lib
+from l2t_tf.tasks import yolo_loss
 
 INPUT_MODES = ("sigmoid4", "softmax2")
 
@@ -170,6 +172,34 @@ class DetectionDLN(keras.layers.Layer):
     return config
 
 
+class YoloDLN(DetectionDLN):
+  """The detection DLN on YOLOv3 outputs: sum_k w_k mean_b l_k (+ b).
+
+  Paper Sec. 4.2: a single-layer perceptron over [l_cls, l_conf, l_loc],
+  initialised at w = 1 (the baseline's plain sum). Called with the raw head
+  outputs [P32, P16, P8] (the Task's `dln(y, outputs)` contract) it first
+  computes the per-image terms [B, 3] from y; called with a terms tensor
+  [..., 3] it is exactly `DetectionDLN` (the exported SavedModel's use).
+  """
+
+  def __init__(self, image_size, num_classes, use_bias=False, **kwargs):
+    super().__init__(num_terms=len(yolo_loss.TERMS), use_bias=use_bias,
+                     **kwargs)
+    self.image_size, self.num_classes = int(image_size), int(num_classes)
+
+  def call(self, y_true, y_pred):
+    if isinstance(y_pred, (list, tuple)):
+      y_pred = yolo_loss.loss_terms(y_true, y_pred, self.image_size,
+                                    self.num_classes)
+    return super().call(y_true, y_pred)
+
+  def get_config(self):
+    config = super().get_config()
+    del config["num_terms"]
+    return dict(config, image_size=self.image_size,
+                num_classes=self.num_classes)
+
+
 @gin.configurable
 def classification_dln(hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
                        negative_slope=0.01, use_bias=False, ignore_label=None,
@@ -184,6 +214,12 @@ def classification_dln(hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
 def detection_dln(num_terms=3, use_bias=False, dtype=None):
   """Gin factory of `DetectionDLN`."""
   return DetectionDLN(num_terms=num_terms, use_bias=use_bias, dtype=dtype)
+
+
+@gin.configurable
+def yolo_dln(image_size, num_classes, use_bias=False, dtype=None):
+  """Gin factory of `YoloDLN`."""
+  return YoloDLN(image_size, num_classes, use_bias=use_bias, dtype=dtype)
 
 
 def check_scalar_loss(dln, y_true, y_pred):
