@@ -9,6 +9,7 @@ All methods run in cross-replica context (inside a `tf.function`, outside
 `strategy.run`) on hypergradients that are already reduced over replicas, so
 every copy of a mirrored variable receives the same update.
 """
+import functools
 import math
 
 import gin
@@ -109,24 +110,27 @@ class TeacherUpdater(DLNUpdater):
   de_2/dvarphi = (de_2/dphi_1)^T dT_varphi(g)/dvarphi (Eq. 8), one
   vector-Jacobian product through the teacher, the hypergradient g entering as
   data. The LSTM state is kept in variables (carried across rounds, gradient
-  stopped) so that it is checkpointed with the rest.
+  stopped) so that it is checkpointed with the rest. The teacher is made in
+  `build`, in the dtype of the DLN variables (the task's).
   """
   learns_in_stage3 = True
 
   def __init__(self, optimizer="adam", learning_rate=1e-3,
                hidden_units=(64, 64, 64), preprocess_factor=10.0,
-               output_scale=1e-3, dtype="float32", initialization="release",
+               output_scale=1e-3, initialization="release",
                zero_last_cell=False, descent_skip=False):
     super().__init__(name="teacher_updater")
-    self.teacher = teacher_lib.LSTMTeacher(
-        hidden_units=hidden_units, preprocess_factor=preprocess_factor,
-        output_scale=output_scale, dtype=dtype,
+    self._make_teacher = functools.partial(
+        teacher_lib.LSTMTeacher, hidden_units=hidden_units,
+        preprocess_factor=preprocess_factor, output_scale=output_scale,
         initialization=initialization, zero_last_cell=zero_last_cell,
         descent_skip=descent_skip)
     self.optimizer = make_optimizer(optimizer, learning_rate)
-    self.state = None
+    self.teacher = self.state = None
 
   def build(self, dln_variables):
+    self.teacher = self._make_teacher(
+        dtype=tf.as_dtype(dln_variables[0].dtype).name)
     num = sum(math.prod(v.shape) for v in dln_variables)
     self.state = [[tf.Variable(t, trainable=False, name=f"lstm_state_{i}")
                    for t in pair]
@@ -134,7 +138,7 @@ class TeacherUpdater(DLNUpdater):
     self.optimizer.build(self.teacher.trainable_variables)
 
   def keras_weights(self):
-    return list(self.teacher.variables)
+    return list(self.teacher.variables) if self.teacher is not None else []
 
   def _read_state(self):
     return [[tf.convert_to_tensor(v) for v in pair] for pair in self.state]

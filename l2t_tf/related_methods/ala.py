@@ -147,7 +147,8 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
   (policy, optimiser slots, the window's metric, the last state and action,
   the step counters, the reward baseline) is in variables; the actions are drawn
   with stateless random ops seeded by (seed, number of actions taken), so a
-  resumed run takes the actions an uninterrupted one takes.
+  resumed run takes the actions an uninterrupted one takes. Its float
+  variables and the policy take the dtype of Phi (the task's).
   """
   learns_in_stage3 = False
   needs_hypergradient = False
@@ -204,14 +205,15 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
           "ClassificationTask.dln = @ala_loss, got DLN variables "
           f"{[tuple(v.shape) for v in dln_variables]}.")
     num_classes = int(dln_variables[0].shape[0])
+    self.dtype = tf.as_dtype(dln_variables[0].dtype)  # The task's.
     rows, cols = np.triu_indices(num_classes, 1)
     self.num_pairs = len(rows)
     self.pairs = tf.constant(np.stack([rows, cols], 1), tf.int32)
     self.pairs_transposed = tf.constant(np.stack([cols, rows], 1), tf.int32)
-    self.off_diagonal = tf.constant(1.0 - np.eye(num_classes), tf.float32)
+    self.off_diagonal = tf.constant(1.0 - np.eye(num_classes), self.dtype)
     widths = (NUM_FEATURES,) + self.hidden_units + (NUM_ACTIONS,)
     self.kernels, self.biases = mlp.create_weights(
-        mlp.variable_creator(tf.float32), widths,
+        mlp.variable_creator(self.dtype), widths,
         lambda i, last: (mlp.zeros if last else
                          mlp.stateless_glorot_uniform([self.seed, i])),
         lambda i, last: mlp.zeros, prefix="policy_")
@@ -219,7 +221,7 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
                                                  self.learning_rate)
     self.optimizer.build(self.policy_variables())
 
-    def state(value, name, dtype=tf.float32):
+    def state(value, name, dtype=self.dtype):
       return tf.Variable(tf.cast(value, dtype), trainable=False, name=name)
     self.last_action_step = state(-self.every_steps, "last_action_step",
                                   tf.int64)  # So that the first call acts.
@@ -248,8 +250,8 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     return tf.reduce_sum(tf.gather(log_pi, actions, axis=1, batch_dims=1))
 
   def pair_values(self, phi):
-    """Phi_ij of the pairs i < j: [P] float32."""
-    return tf.gather_nd(tf.cast(phi, tf.float32), self.pairs)
+    """Phi_ij of the pairs i < j: [P] in the controller's dtype."""
+    return tf.gather_nd(tf.cast(phi, self.dtype), self.pairs)
 
   def apply(self, dln_variables, hypergradients=None, observation=None):
     del hypergradients
@@ -260,16 +262,16 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
                              "of a teaching round without hypergradient).")
     phi = dln_variables[0]
     step = tf.cast(observation["student_steps"], tf.int64)
-    metric = tf.cast(observation["validation_metric"], tf.float32)
-    decay = tf.pow(tf.constant(self.metric_discount, tf.float32), tf.cast(
-        step - self.last_observation_step, tf.float32))
+    metric = tf.cast(observation["validation_metric"], self.dtype)
+    decay = tf.pow(tf.constant(self.metric_discount, self.dtype), tf.cast(
+        step - self.last_observation_step, self.dtype))
     self.window_sum.assign(self.window_sum * decay + metric)
     self.window_weight.assign(self.window_weight * decay + 1.0)
     self.last_observation_step.assign(step)
     act = step - self.last_action_step >= self.every_steps
     acted = tf.cond(act, lambda: self._act(phi, observation, step),
                     lambda: tf.constant(0.0))
-    offdiag = tf.cast(phi, tf.float32) * self.off_diagonal
+    offdiag = tf.cast(phi, self.dtype) * self.off_diagonal
     return (), {"ala_acted": acted, "ala_last_reward": tf.identity(
         self.last_reward), "ala_phi_offdiag_abs_mean": tf.reduce_sum(
             tf.abs(offdiag)) / tf.maximum(tf.reduce_sum(self.off_diagonal),
@@ -304,9 +306,9 @@ class ALAControllerUpdater(dln_updaters.DLNUpdater):
     improvement = tf.where(has_previous,
                            self.previous_metric - window_metric, 0.0)
     scalars = tf.stack([
-        tf.cast(observation.get("progress", 0.0), tf.float32), window_metric,
+        tf.cast(observation.get("progress", 0.0), self.dtype), window_metric,
         improvement, tf.cast(observation.get("validation_error", 0.0),
-                             tf.float32)])
+                             self.dtype)])
     states = tf.concat([
         self.pair_values(phi)[:, None],
         tf.broadcast_to(scalars, [self.num_pairs, NUM_FEATURES - 1])], 1)
