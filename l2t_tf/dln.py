@@ -3,23 +3,26 @@
 Paper: L2T-DLN, Sec. 3.1. The student minimises L_phi(S_theta(x), y) where the
 DLN parameters phi are learned by the teacher (Eq. 3).
 
-Two DLNs:
+The DLNs:
 
 * `PairwiseDLN` (classification, segmentation): the "1-vs-1" DLN. For every
   sample and every *wrong* class j != y it builds one row of features from the
-  prediction for the true class and for class j, runs an MLP on each row and
-  averages the outputs. Pixels of a segmentation map are samples; pixels whose
-  label is `ignore_label` contribute nothing.
-* `DetectionDLN` (YOLOv3): a single-layer perceptron over a vector of loss
-  terms such as [l_cls, l_conf, l_loc], i.e. learned loss weights.
+  prediction for the true class and for class j, runs an MLP (`mlp`) on each
+  row and averages the outputs. Pixels of a segmentation map are samples;
+  pixels whose label is `ignore_label` contribute nothing.
+* `DetectionDLN`: a single-layer perceptron over a vector of loss terms such
+  as [l_cls, l_conf, l_loc], i.e. learned loss weights; `YoloDLN` (YOLOv3,
+  paper Sec. 4.2) computes those terms from the head's outputs first.
 
-Both follow the Keras loss signature `dln(y_true, y_pred) -> scalar`.
+All follow the Keras loss signature `dln(y_true, y_pred) -> scalar`.
 """
 import gin
 import keras
 import tensorflow as tf
 
 from l2t_tf import errors
+from l2t_tf import mlp as mlp_lib
+from l2t_tf.tasks import yolo_loss
 
 INPUT_MODES = ("sigmoid4", "softmax2")
 
@@ -74,14 +77,10 @@ class PairwiseDLN(keras.layers.Layer):
     self.use_bias = bool(use_bias)
     self.ignore_label = ignore_label
     widths = (4 if input_mode == "sigmoid4" else 2,) + self.hidden_units + (1,)
-    self.kernels, self.biases = [], []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      self.kernels.append(self.add_weight(  # One initializer per kernel.
-          shape=(n_in, n_out), name=f"kernel_{i}",
-          initializer=_kaiming_normal_fan_out(self.negative_slope)))
-      if self.use_bias:
-        self.biases.append(self.add_weight(
-            shape=(n_out,), initializer="zeros", name=f"bias_{i}"))
+    self.kernels, self.biases = mlp_lib.create_weights(
+        self.add_weight, widths,  # A new initializer (seed) per kernel.
+        lambda i, last: _kaiming_normal_fan_out(self.negative_slope),
+        (lambda i, last: "zeros") if self.use_bias else None)
     self.built = True
 
   def rows(self, y_true, y_pred):
@@ -105,21 +104,18 @@ class PairwiseDLN(keras.layers.Layer):
     return tf.stack(features, axis=-1) * wrong[..., None], wrong
 
   def mlp(self, rows, kernels=None, biases=None):
-    """The MLP applied to the last axis: [..., F] -> [...].
+    """The MLP applied to the last axis: [..., F] -> [...] (`mlp.forward`).
 
     `kernels` / `biases` (tensors shaped like the layer's) replace its own
     weights, for fitting them functionally (`dln_warm_start`).
     """
     kernels = self.kernels if kernels is None else kernels
     biases = self.biases if biases is None else biases
-    x = rows
-    for i, kernel in enumerate(kernels):
-      x = tf.tensordot(x, tf.cast(kernel, x.dtype), axes=1)
-      if self.use_bias:
-        x = x + tf.cast(biases[i], x.dtype)
-      if i < len(kernels) - 1:
-        x = tf.nn.leaky_relu(x, alpha=self.negative_slope)
-    return x[..., 0]
+    return mlp_lib.forward(rows, kernels, biases if self.use_bias else [],
+                           self._activation, tensordot=True)[..., 0]
+
+  def _activation(self, x):
+    return tf.nn.leaky_relu(x, alpha=self.negative_slope)
 
   def call(self, y_true, y_pred):
     rows, wrong = self.rows(y_true, y_pred)
@@ -176,6 +172,34 @@ class DetectionDLN(keras.layers.Layer):
     return config
 
 
+class YoloDLN(DetectionDLN):
+  """The detection DLN on YOLOv3 outputs: sum_k w_k mean_b l_k (+ b).
+
+  Paper Sec. 4.2: a single-layer perceptron over [l_cls, l_conf, l_loc],
+  initialised at w = 1 (the baseline's plain sum). Called with the raw head
+  outputs [P32, P16, P8] (the Task's `dln(y, outputs)` contract) it first
+  computes the per-image terms [B, 3] from y; called with a terms tensor
+  [..., 3] it is exactly `DetectionDLN` (the exported SavedModel's use).
+  """
+
+  def __init__(self, image_size, num_classes, use_bias=False, **kwargs):
+    super().__init__(num_terms=len(yolo_loss.TERMS), use_bias=use_bias,
+                     **kwargs)
+    self.image_size, self.num_classes = int(image_size), int(num_classes)
+
+  def call(self, y_true, y_pred):
+    if isinstance(y_pred, (list, tuple)):
+      y_pred = yolo_loss.loss_terms(y_true, y_pred, self.image_size,
+                                    self.num_classes)
+    return super().call(y_true, y_pred)
+
+  def get_config(self):
+    config = super().get_config()
+    del config["num_terms"]
+    return dict(config, image_size=self.image_size,
+                num_classes=self.num_classes)
+
+
 @gin.configurable
 def classification_dln(hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
                        negative_slope=0.01, use_bias=False, ignore_label=None,
@@ -190,6 +214,12 @@ def classification_dln(hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
 def detection_dln(num_terms=3, use_bias=False, dtype=None):
   """Gin factory of `DetectionDLN`."""
   return DetectionDLN(num_terms=num_terms, use_bias=use_bias, dtype=dtype)
+
+
+@gin.configurable
+def yolo_dln(image_size, num_classes, use_bias=False, dtype=None):
+  """Gin factory of `YoloDLN`."""
+  return YoloDLN(image_size, num_classes, use_bias=use_bias, dtype=dtype)
 
 
 def check_scalar_loss(dln, y_true, y_pred):

@@ -9,6 +9,7 @@ All methods run in cross-replica context (inside a `tf.function`, outside
 `strategy.run`) on hypergradients that are already reduced over replicas, so
 every copy of a mirrored variable receives the same update.
 """
+import functools
 import math
 
 import gin
@@ -126,23 +127,26 @@ class TeacherUpdater(TeachingUpdater):
   vector-Jacobian product through the teacher, the hypergradient g entering as
   data. The LSTM state is kept in variables (carried across rounds, gradient
   stopped) so that it is checkpointed with the rest; the teacher's weights
-  are held by name (`teacher_weights`).
+  are held by name (`teacher_weights`). The teacher is made in `build`, in
+  the dtype of the DLN variables (the task's).
   """
 
   def __init__(self, optimizer="adam", learning_rate=1e-3,
                hidden_units=(64, 64, 64), preprocess_factor=10.0,
-               output_scale=1e-3, dtype="float32", initialization="release",
+               output_scale=1e-3, initialization="release",
                zero_last_cell=False, descent_skip=False):
     super().__init__(name="teacher_updater")
-    self.teacher = teacher_lib.LSTMTeacher(
-        hidden_units=hidden_units, preprocess_factor=preprocess_factor,
-        output_scale=output_scale, dtype=dtype,
+    self._make_teacher = functools.partial(
+        teacher_lib.LSTMTeacher, hidden_units=hidden_units,
+        preprocess_factor=preprocess_factor, output_scale=output_scale,
         initialization=initialization, zero_last_cell=zero_last_cell,
         descent_skip=descent_skip)
     self.optimizer = make_optimizer(optimizer, learning_rate)
-    self.state = None
+    self.teacher = self.state = None
 
   def build(self, dln_variables):
+    self.teacher = self._make_teacher(
+        dtype=tf.as_dtype(dln_variables[0].dtype).name)
     num = sum(math.prod(v.shape) for v in dln_variables)
     self.state = [[tf.Variable(t, trainable=False, name=f"lstm_state_{i}")
                    for t in pair]

@@ -5,6 +5,7 @@ import tempfile
 
 from absl.testing import parameterized
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -145,6 +146,24 @@ class ControllerTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(int(updater.actions_taken), len(acting))
     self.assertEqual(int(updater.optimizer.iterations), len(acting) - 1)
     self.assertNotAllClose(loss.phi, np.eye(5))  # 10 pairs, 4+ actions.
+
+  @parameterized.named_parameters(*DTYPES)
+  def test_dtype_of_phi_and_a_stateless_policy_init(self, dtype):
+    policies = []
+    for global_seed in (1, 2):  # The initial policy depends on `seed` only.
+      keras.utils.set_random_seed(global_seed)
+      updater, _ = _controller(_built_loss(4, dtype), unroll_length=5, seed=3)
+      policies.append([v.numpy() for v in updater.policy_variables()])
+      floats = {v.dtype for v in updater.variables if v.dtype.is_floating}
+      self.assertEqual(floats, {tf.as_dtype(dtype)})
+    for first, second in zip(*policies, strict=True):
+      self.assertAllEqual(first, second)
+    self.assertEqual([v.name for v in updater.policy_variables()],
+                     [f"policy_{kind}_{i}:0" for i in range(3)
+                      for kind in ("kernel", "bias")])
+    self.assertAllEqual(policies[0][-2], np.zeros((32, ala.NUM_ACTIONS)))
+    limit = math.sqrt(6.0 / (ala.NUM_FEATURES + 32))
+    self.assertLessEqual(np.abs(policies[0][0]).max(), limit)
 
   def test_window_metric_is_the_discounted_average(self):
     loss = _built_loss(3)

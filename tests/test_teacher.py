@@ -43,7 +43,7 @@ class TeacherUpdaterTest(tf.test.TestCase):
   def _setup(self):
     keras.utils.set_random_seed(0)
     dln_vars = [tf.Variable(np.ones((2, 3))), tf.Variable(np.zeros(4))]
-    updater = dln_updaters.TeacherUpdater(dtype="float64", output_scale=0.1)
+    updater = dln_updaters.TeacherUpdater(output_scale=0.1)
     updater.build(dln_vars)
     grads = [tf.constant(np.linspace(-1, 1, 6).reshape(2, 3)),
              tf.constant([0.5, -2.0, 1e-3, 0.0], tf.float64)]
@@ -92,6 +92,27 @@ class TeacherUpdaterTest(tf.test.TestCase):
     self.assertAllClose(original[idx] - kernel.numpy()[idx],
                         1e-3 * analytic / (abs(analytic) + 1e-7 / math.sqrt(
                             1 - 0.999)), rtol=1e-4)
+
+
+  def test_teacher_is_built_in_the_dtype_of_the_dln(self):
+    for dtype in ("float32", "float64"):
+      updater = dln_updaters.TeacherUpdater()
+      self.assertIsNone(updater.teacher)  # Made in build.
+      updater.build([tf.Variable(tf.zeros([3], dtype))])
+      self.assertEqual(updater.teacher.compute_dtype, dtype)
+      self.assertEqual({w.dtype for w in updater.teacher.trainable_variables},
+                       {dtype})
+      self.assertEqual(updater.state[0][0].dtype, dtype)
+
+  def test_build_draws_what_the_teacher_drew_at_construction(self):
+    """Made at the start of build: the same point in Keras' seed sequence."""
+    keras.utils.set_random_seed(0)
+    expected = [w.numpy() for w in teacher_lib.LSTMTeacher().variables]
+    keras.utils.set_random_seed(0)
+    updater = dln_updaters.TeacherUpdater()
+    updater.build([tf.Variable(tf.zeros([3]))])
+    for want, got in zip(expected, updater.teacher.variables, strict=True):
+      self.assertAllEqual(want, got)
 
 
 class OptimizerUpdaterTest(tf.test.TestCase, parameterized.TestCase):

@@ -343,8 +343,7 @@ class TorchPeerTest(tf.test.TestCase):
   def test_teaching_round_matches_torch(self):
     """Stages I-III with the LSTM teacher: metrics, phi_1, theta_2N, teacher."""
     student = _keras_tiny(self.rng)
-    updater = dln_updaters.TeacherUpdater(hidden_units=(6, 6),
-                                          dtype="float64")
+    updater = dln_updaters.TeacherUpdater(hidden_units=(6, 6))  # The DLN: float64.
     updater.build(self.dln.trainable_variables)
     teacher_vars = updater.teacher.trainable_variables
     updater.optimizer = _RecordingOptimizer(updater.optimizer, teacher_vars)

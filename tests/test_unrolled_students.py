@@ -158,7 +158,7 @@ def _stage1(task, student, dln, mode, learning_rate):
   `stage3='release'`: stage I leaves the student as it was, so calls can be
   repeated and compared.
   """
-  updater = dln_updaters.TeacherUpdater(dtype=DTYPE)
+  updater = dln_updaters.TeacherUpdater()
   updater.build(dln.trainable_variables)
   rounds = rounds_lib.L2TRound(
       tf.distribute.get_strategy(), task, student, dln, updater,

@@ -74,6 +74,7 @@ import tensorflow as tf
 
 from l2t_tf import dln_updaters
 from l2t_tf import errors
+from l2t_tf import mlp
 
 SQUASHES = ("sigmoid", "none")
 REWARDS = ("sign", "difference")
@@ -135,11 +136,6 @@ def ala_loss(squash="sigmoid", dtype=None):
   return ALALoss(squash=squash, dtype=dtype, name="ala_loss")
 
 
-def _glorot_uniform(shape, seed):
-  limit = np.sqrt(6.0 / (shape[0] + shape[1]))
-  return tf.random.stateless_uniform(shape, seed, -limit, limit)
-
-
 @gin.configurable
 class ALAControllerUpdater(dln_updaters.ControllerUpdater):
   """The ALA controller: REINFORCE on class-pair steps of Phi (see module).
@@ -151,7 +147,8 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
   (policy, optimiser slots, the window's metric, the last state and action,
   the step counters, the reward baseline) is in variables; the actions are drawn
   with stateless random ops seeded by (seed, number of actions taken), so a
-  resumed run takes the actions an uninterrupted one takes.
+  resumed run takes the actions an uninterrupted one takes. Its float
+  variables and the policy take the dtype of Phi (the task's).
   """
 
   def __init__(self, every_steps=200, step_size=0.1,
@@ -206,25 +203,23 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
           "ClassificationTask.dln = @ala_loss, got DLN variables "
           f"{[tuple(v.shape) for v in dln_variables]}.")
     num_classes = int(dln_variables[0].shape[0])
+    self.dtype = tf.as_dtype(dln_variables[0].dtype)  # The task's.
     rows, cols = np.triu_indices(num_classes, 1)
     self.num_pairs = len(rows)
     self.pairs = tf.constant(np.stack([rows, cols], 1), tf.int32)
     self.pairs_transposed = tf.constant(np.stack([cols, rows], 1), tf.int32)
-    self.off_diagonal = tf.constant(1.0 - np.eye(num_classes), tf.float32)
+    self.off_diagonal = tf.constant(1.0 - np.eye(num_classes), self.dtype)
     widths = (NUM_FEATURES,) + self.hidden_units + (NUM_ACTIONS,)
-    self.kernels, self.biases = [], []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      last = i == len(widths) - 2
-      init = (tf.zeros([n_in, n_out]) if last else
-              _glorot_uniform([n_in, n_out], [self.seed, i]))
-      self.kernels.append(tf.Variable(init, name=f"policy_kernel_{i}"))
-      self.biases.append(tf.Variable(tf.zeros([n_out]),
-                                     name=f"policy_bias_{i}"))
+    self.kernels, self.biases = mlp.create_weights(
+        mlp.variable_creator(self.dtype), widths,
+        lambda i, last: (mlp.zeros if last else
+                         mlp.stateless_glorot_uniform([self.seed, i])),
+        lambda i, last: mlp.zeros, prefix="policy_")
     self.optimizer = dln_updaters.make_optimizer(self.optimizer_name,
                                                  self.learning_rate)
     self.optimizer.build(self.policy_variables())
 
-    def state(value, name, dtype=tf.float32):
+    def state(value, name, dtype=self.dtype):
       return tf.Variable(tf.cast(value, dtype), trainable=False, name=name)
     self.last_action_step = state(-self.every_steps, "last_action_step",
                                   tf.int64)  # So that the first call acts.
@@ -244,13 +239,8 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
     return [v for pair in zip(self.kernels, self.biases) for v in pair]
 
   def policy_logits(self, states):
-    """MLP logits [P, 3] of the per-pair states [P, F]."""
-    x = states
-    for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-      x = tf.matmul(x, kernel) + bias
-      if i < len(self.kernels) - 1:
-        x = tf.nn.relu(x)
-    return x
+    """MLP logits [P, 3] of the per-pair states [P, F] (`mlp.forward`)."""
+    return mlp.forward(states, self.kernels, self.biases, tf.nn.relu)
 
   def log_likelihood(self, states, actions):
     """sum_ij log pi(a_ij | s_ij) of the joint action."""
@@ -258,8 +248,8 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
     return tf.reduce_sum(tf.gather(log_pi, actions, axis=1, batch_dims=1))
 
   def pair_values(self, phi):
-    """Phi_ij of the pairs i < j: [P] float32."""
-    return tf.gather_nd(tf.cast(phi, tf.float32), self.pairs)
+    """Phi_ij of the pairs i < j: [P] in the controller's dtype."""
+    return tf.gather_nd(tf.cast(phi, self.dtype), self.pairs)
 
   def apply(self, dln_variables, observation):
     needed = {"validation_metric", "student_steps"}
@@ -269,16 +259,16 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
                              "of a teaching round without hypergradient).")
     phi = dln_variables[0]
     step = tf.cast(observation["student_steps"], tf.int64)
-    metric = tf.cast(observation["validation_metric"], tf.float32)
-    decay = tf.pow(tf.constant(self.metric_discount, tf.float32), tf.cast(
-        step - self.last_observation_step, tf.float32))
+    metric = tf.cast(observation["validation_metric"], self.dtype)
+    decay = tf.pow(tf.constant(self.metric_discount, self.dtype), tf.cast(
+        step - self.last_observation_step, self.dtype))
     self.window_sum.assign(self.window_sum * decay + metric)
     self.window_weight.assign(self.window_weight * decay + 1.0)
     self.last_observation_step.assign(step)
     act = step - self.last_action_step >= self.every_steps
     acted = tf.cond(act, lambda: self._act(phi, observation, step),
                     lambda: tf.constant(0.0))
-    offdiag = tf.cast(phi, tf.float32) * self.off_diagonal
+    offdiag = tf.cast(phi, self.dtype) * self.off_diagonal
     return (), {"ala_acted": acted, "ala_last_reward": tf.identity(
         self.last_reward), "ala_phi_offdiag_abs_mean": tf.reduce_sum(
             tf.abs(offdiag)) / tf.maximum(tf.reduce_sum(self.off_diagonal),
@@ -313,9 +303,9 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
     improvement = tf.where(has_previous,
                            self.previous_metric - window_metric, 0.0)
     scalars = tf.stack([
-        tf.cast(observation.get("progress", 0.0), tf.float32), window_metric,
+        tf.cast(observation.get("progress", 0.0), self.dtype), window_metric,
         improvement, tf.cast(observation.get("validation_error", 0.0),
-                             tf.float32)])
+                             self.dtype)])
     states = tf.concat([
         self.pair_values(phi)[:, None],
         tf.broadcast_to(scalars, [self.num_pairs, NUM_FEATURES - 1])], 1)

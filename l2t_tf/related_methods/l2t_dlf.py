@@ -74,6 +74,7 @@ import tensorflow as tf
 
 from l2t_tf import checkpointing
 from l2t_tf import dln_updaters
+from l2t_tf import mlp
 
 #: Names of the state features, in the order of `state_features`.
 STATE_FEATURES = ("progress", "train_loss", "log1p_validation_error")
@@ -146,8 +147,9 @@ def state_features(observation, dtype):
 class DLFTeacher(keras.layers.Layer):
   """mu_theta: state [F] -> flat Phi [P] = base + scale * MLP(state).
 
-  tanh hidden layers (Glorot-uniform kernels, zero biases) and a linear
-  output layer initialised at zero. `base` [P] is a non-trainable weight.
+  `mlp.forward` with tanh hidden layers (Glorot-uniform kernels, zero
+  biases) and a linear output layer initialised at zero. `base` [P] is a
+  non-trainable weight.
   """
 
   def __init__(self, num_features, num_outputs, hidden_units=(32,),
@@ -156,24 +158,17 @@ class DLFTeacher(keras.layers.Layer):
     self.hidden_units = tuple(int(u) for u in hidden_units)
     self.output_scale = float(output_scale)
     widths = (int(num_features),) + self.hidden_units + (int(num_outputs),)
-    self.kernels, self.biases = [], []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-      last = i == len(widths) - 2
-      self.kernels.append(self.add_weight(
-          shape=(n_in, n_out), name=f"kernel_{i}",
-          initializer="zeros" if last else "glorot_uniform"))
-      self.biases.append(self.add_weight(shape=(n_out,), initializer="zeros",
-                                         name=f"bias_{i}"))
+    self.kernels, self.biases = mlp.create_weights(
+        self.add_weight, widths,
+        lambda i, last: "zeros" if last else "glorot_uniform",
+        lambda i, last: "zeros")
     self.base = self.add_weight(shape=(int(num_outputs),), initializer="zeros",
                                 name="base", trainable=False)
     self.built = True
 
   def call(self, state):
     x = tf.cast(state, self.compute_dtype)[None]
-    for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-      x = tf.matmul(x, tf.cast(kernel, x.dtype)) + tf.cast(bias, x.dtype)
-      if i < len(self.kernels) - 1:
-        x = tf.tanh(x)
+    x = mlp.forward(x, self.kernels, self.biases, tf.tanh)
     return tf.cast(self.base, x.dtype) + self.output_scale * x[0]
 
 

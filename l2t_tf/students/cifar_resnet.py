@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from l2t_tf import errors
 from l2t_tf.students import batch_norm
+from l2t_tf.students import layers
 
 
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -28,12 +29,6 @@ class ToChannelsFirst(keras.layers.Layer):
     return tf.transpose(inputs, [0, 3, 1, 2])
 
 
-def _conv(filters, strides, dtype, data_format, kernel=3):
-  return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                             use_bias=False, kernel_initializer="he_normal",
-                             data_format=data_format, dtype=dtype)
-
-
 def _bn(dtype, data_format):
   axis = 1 if data_format == "channels_first" else -1
   return batch_norm.BatchNormalization(axis=axis, dtype=dtype)
@@ -43,13 +38,13 @@ def _basic_block(x, filters, strides, dtype, data_format):
   """conv-BN-ReLU-conv-BN + shortcut (1x1 conv-BN when the shape changes)."""
   shortcut = x
   channels = x.shape[1 if data_format == "channels_first" else -1]
-  y = _conv(filters, strides, dtype, data_format)(x)
+  y = layers.conv(filters, strides, dtype, data_format)(x)
   y = _bn(dtype, data_format)(y)
   y = keras.layers.ReLU(dtype=dtype)(y)
-  y = _conv(filters, 1, dtype, data_format)(y)
+  y = layers.conv(filters, 1, dtype, data_format)(y)
   y = _bn(dtype, data_format)(y)
   if strides != 1 or channels != filters:
-    shortcut = _conv(filters, strides, dtype, data_format, kernel=1)(x)
+    shortcut = layers.conv(filters, strides, dtype, data_format, kernel=1)(x)
     shortcut = _bn(dtype, data_format)(shortcut)
   return keras.layers.ReLU(dtype=dtype)(keras.layers.Add(dtype=dtype)(
       [y, shortcut]))
@@ -70,7 +65,7 @@ def cifar_resnet(input_shape=(32, 32, 3), num_classes=10, depth=8, width=16,
   x = inputs
   if data_format == "channels_first":
     x = ToChannelsFirst(dtype=dtype)(x)
-  x = _conv(width, 1, dtype, data_format)(x)
+  x = layers.conv(width, 1, dtype, data_format)(x)
   x = _bn(dtype, data_format)(x)
   x = keras.layers.ReLU(dtype=dtype)(x)
   for stage in range(3):

@@ -16,12 +16,7 @@ import keras
 
 from l2t_tf import errors
 from l2t_tf.students import batch_norm
-
-
-def _conv(filters, strides, dtype, kernel=3):
-  return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                             use_bias=False, kernel_initializer="he_normal",
-                             dtype=dtype)
+from l2t_tf.students import layers
 
 
 def _bn_relu(x, dtype):
@@ -36,14 +31,14 @@ def _wide_block(x, filters, strides, dropout_rate, dtype):
   the shape changes (as in the WRN reference code), the identity otherwise.
   """
   activated = _bn_relu(x, dtype)
-  y = _conv(filters, strides, dtype)(activated)
+  y = layers.conv(filters, strides, dtype)(activated)
   y = _bn_relu(y, dtype)
   if dropout_rate:
     y = keras.layers.Dropout(dropout_rate, dtype=dtype)(y)
-  y = _conv(filters, 1, dtype)(y)
+  y = layers.conv(filters, 1, dtype)(y)
   shortcut = x
   if strides != 1 or x.shape[-1] != filters:
-    shortcut = _conv(filters, strides, dtype, kernel=1)(activated)
+    shortcut = layers.conv(filters, strides, dtype, kernel=1)(activated)
   return keras.layers.Add(dtype=dtype)([y, shortcut])
 
 
@@ -69,7 +64,7 @@ def wide_resnet(input_shape=(32, 32, 3), num_classes=10, depth=28,
                            f"28, ...), got {depth}.")
   blocks = (depth - 4) // 6
   inputs = keras.Input(input_shape, dtype=dtype)
-  x = _conv(base_width, 1, dtype)(inputs)
+  x = layers.conv(base_width, 1, dtype)(inputs)
   for group in range(3):
     filters = base_width * widen_factor * 2**group
     for block in range(blocks):

@@ -9,7 +9,7 @@ teaching round unrolls only the head on those features. No core change is
 needed: the engine sees a student whose x is the nest (C3, C4, C5).
 
 Loss terms: `yolo_loss.loss_terms` -> [B, 3] = (l_cls, l_conf, l_loc).
-Student loss: `YoloDLN`, the detection DLN (a single-layer perceptron,
+Student loss: `dln.YoloDLN`, the detection DLN (a single-layer perceptron,
 learned weights of the three terms) applied to the head outputs.
 Validation error (e_val) and the baseline's loss: l_cls + l_conf + l_loc
 (lambda = 1, 1, 1). Evaluation: backbone + head, decoding, NMS, COCOeval
@@ -30,40 +30,6 @@ from l2t_tf.tasks import detection_metrics
 from l2t_tf.tasks import yolo_loss
 
 
-class YoloDLN(dln_lib.DetectionDLN):
-  """The detection DLN on YOLOv3 outputs: sum_k w_k mean_b l_k (+ b).
-
-  Paper Sec. 4.2: a single-layer perceptron over [l_cls, l_conf, l_loc],
-  initialised at w = 1 (the baseline's plain sum). Called with the raw head
-  outputs [P32, P16, P8] (the Task's `dln(y, outputs)` contract) it first
-  computes the per-image terms [B, 3] from y; called with a terms tensor
-  [..., 3] it is exactly `DetectionDLN` (the exported SavedModel's use).
-  """
-
-  def __init__(self, image_size, num_classes, use_bias=False, **kwargs):
-    super().__init__(num_terms=len(yolo_loss.TERMS), use_bias=use_bias,
-                     **kwargs)
-    self.image_size, self.num_classes = int(image_size), int(num_classes)
-
-  def call(self, y_true, y_pred):
-    if isinstance(y_pred, (list, tuple)):
-      y_pred = yolo_loss.loss_terms(y_true, y_pred, self.image_size,
-                                    self.num_classes)
-    return super().call(y_true, y_pred)
-
-  def get_config(self):
-    config = super().get_config()
-    del config["num_terms"]
-    return dict(config, image_size=self.image_size,
-                num_classes=self.num_classes)
-
-
-@gin.configurable
-def yolo_dln(image_size, num_classes, use_bias=False, dtype=None):
-  """Gin factory of `YoloDLN`."""
-  return YoloDLN(image_size, num_classes, use_bias=use_bias, dtype=dtype)
-
-
 @gin.configurable
 class DetectionTask(base.Task):
   """COCO detection by a YOLOv3 head on frozen Darknet-53 features."""
@@ -75,7 +41,7 @@ class DetectionTask(base.Task):
                val_images_for_training=0, minival_ids_file=None,
                image_size=416, max_boxes=100, scale_range=(0.75, 1.25),
                backbone=yolov3.darknet53_features, head=yolov3.yolov3_head,
-               dln=yolo_dln, nms_iou_threshold=0.45,
+               dln=dln_lib.yolo_dln, nms_iou_threshold=0.45,
                score_threshold=0.005, max_detections=100, dtype=None):
     """Builds the task; missing COCO files raise UserError here.
 
