@@ -93,7 +93,6 @@ class TeacherUpdaterTest(tf.test.TestCase):
                         1e-3 * analytic / (abs(analytic) + 1e-7 / math.sqrt(
                             1 - 0.999)), rtol=1e-4)
 
-
   def test_teacher_is_built_in_the_dtype_of_the_dln(self):
     for dtype in ("float32", "float64"):
       updater = dln_updaters.TeacherUpdater()
