@@ -32,6 +32,10 @@ flags.DEFINE_multi_string(
     "packaged ones (l2t_tf/gin_configs), e.g. cifar10_resnet8.gin.")
 flags.DEFINE_multi_string("gin_bindings", [],
                           "Gin bindings, e.g. 'Trainer.unroll_length = 5'.")
+flags.DEFINE_bool("override_config", False,
+                  "Resume a run in train_eval.model_dir even though its "
+                  "settings differ from the ones it was started with (the "
+                  "results list the differences).")
 FLAGS = flags.FLAGS
 
 
@@ -49,7 +53,8 @@ def main(argv):
   try:
     config.parse(FLAGS.gin_file or [config.DEFAULT_GIN_FILE],
                  FLAGS.gin_bindings)
-    results = train_eval_lib.train_eval()
+    results = train_eval_lib.train_eval(
+        override_config=FLAGS.override_config)
   except config.UserError as e:
     sys.stderr.write(f"error: {_without_gin_context(e)}\n")
     sys.exit(2)

@@ -7,6 +7,7 @@ as a SavedModel, writes `results.json` and the operative gin config into
 stdout line). With several workers only the chief writes files and logs; the
 others export into a temporary directory they delete (saving is collective).
 """
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ import gin
 import tensorflow as tf
 
 from l2t_tf import export
+from l2t_tf import run_config
+from l2t_tf import run_lock
 from l2t_tf import strategy as strategy_lib
 from l2t_tf import trainer as trainer_lib
 from l2t_tf.tasks import classification
@@ -24,24 +27,45 @@ from l2t_tf.tasks import classification
 DEFAULT_MODEL_DIR = os.path.join("runs", "digits_l2t_dln")
 
 
-@gin.configurable(denylist=["extra_results"])
+@gin.configurable(denylist=["extra_results", "override_config"])
 def train_eval(model_dir=DEFAULT_MODEL_DIR,
                task=classification.ClassificationTask,
-               strategy=strategy_lib.get_strategy, extra_results=None):
-  """Runs L2T-DLN on `task` in `model_dir`; returns the results dict."""
+               strategy=strategy_lib.get_strategy, extra_results=None,
+               override_config=False):
+  """Runs L2T-DLN on `task` in `model_dir`; returns the results dict.
+
+  The chief holds `model_dir`'s lock for the whole run (`run_lock`); a run
+  that resumes must have the configuration it started with
+  (`run_config.check_resume`) unless `override_config`.
+  """
   distribution = strategy() if callable(strategy) else strategy  # First op.
   chief = strategy_lib.is_chief(distribution)
   if not chief:
     logging.set_verbosity(logging.WARNING)  # Logs from the chief only.
-  task = task() if isinstance(task, type) else task
   tf.io.gfile.makedirs(model_dir)
+  lock = run_lock.hold(model_dir) if chief else contextlib.nullcontext()
+  with lock:
+    return _train_eval(model_dir, task, distribution, chief, extra_results,
+                       override_config)
+
+
+def _train_eval(model_dir, task, distribution, chief, extra_results,
+                override_config):
+  task = task() if isinstance(task, type) else task
   trainer = trainer_lib.Trainer(task, model_dir, distribution)
-  # Written once everything is bound (after the Trainer read its bindings).
+  # After the Trainer read its bindings: everything is bound.
+  overridden = run_config.check_resume(
+      model_dir, trainer.checkpoint_dir,
+      resuming=tf.train.latest_checkpoint(trainer.checkpoint_dir) is not None,
+      override=override_config, write=chief)
   if chief:
     with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"),
                            "w") as f:
       f.write(gin.operative_config_str())
   results = trainer.run()
+  if overridden:
+    results["config_overrides"] = [f"{name}: {old} -> {new}"
+                                   for name, old, new in overridden]
   path = None  # A fixed-loss run has no DLN.
   if trainer.dln is not None:
     path = os.path.abspath(_export(trainer.dln, model_dir, task.name, chief))

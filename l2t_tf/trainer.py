@@ -24,6 +24,7 @@ interrupted (Ctrl-C, SIGTERM). The data position is exact: a resumed run
 rebuilds the epoch's data from the seed and skips the rounds already done,
 so it ends where an uninterrupted run ends.
 """
+import functools
 import os
 import signal
 import tempfile
@@ -45,6 +46,25 @@ from l2t_tf import strategy as strategy_lib
 from l2t_tf.data import splits
 
 METHODS = experiment_lib.METHODS
+#: What reading a damaged checkpoint raises (a truncated data file gives
+#: IndexError "Read less bytes than requested" from the reader).
+UNREADABLE_CHECKPOINT = (IndexError, tf.errors.DataLossError,
+                         tf.errors.OutOfRangeError, tf.errors.NotFoundError)
+#: What writing to a full, read-only or vanished model_dir raises.
+WRITE_ERRORS = (tf.errors.PermissionDeniedError,
+                tf.errors.ResourceExhaustedError,
+                tf.errors.FailedPreconditionError, tf.errors.UnknownError,
+                tf.errors.NotFoundError, OSError)
+
+
+class Diverged(errors.UserError):
+  """A student's loss or weights became non-finite or exploded."""
+
+
+def _all_finite(variables):
+  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                        for v in variables
+                        if tf.as_dtype(v.dtype).is_floating])
 
 
 class Interrupted(Exception):
@@ -98,7 +118,8 @@ class Trainer:
                max_rounds=None, eval_batch_size=500, progress=True,
                method="l2t_dln", rounds_per_validation_batch=1,
                validation_bn_mode="train", update_guard=False,
-               dln_warm_start=False, update_guard_min_properness=None):
+               dln_warm_start=False, update_guard_min_properness=None,
+               max_abs_loss=1e6):
     _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
               validation_batch_size, strategy.num_replicas_in_sync)
     self.task, self.model_dir, self.strategy = task, model_dir, strategy
@@ -112,6 +133,7 @@ class Trainer:
                              f"{rounds_per_validation_batch}.")
     self.checkpoint_every_rounds = checkpoint_every_rounds
     self.eval_batch_size, self.progress = eval_batch_size, progress
+    self.learning_rate, self.max_abs_loss = student_learning_rate, max_abs_loss
     self.train_data, self.train_size = task.training_set()
     self.test_data = task.test_batches(eval_batch_size)
     self.experiment = experiment_lib.build_experiment(
@@ -135,6 +157,11 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self.checkpoint_dir if self.is_chief else
         self._temporary_dir(), max_to_keep=3)
+    self._finite = {
+        name: tf.function(functools.partial(_all_finite, model.variables))
+        for name, model in (("student", self.student),
+                            ("comparison student", self.comparison_student))
+        if model is not None}
     self.history_action = actions_lib.History(model_dir)
     self.history = self.history_action.data
     self.actions = actions_lib.default_actions(
@@ -182,18 +209,50 @@ class Trainer:
     return data.take(rounds), rounds
 
   # ---- checkpoints ------------------------------------------------------
+  def _checkpoint_paths(self):
+    """The chief's checkpoints, newest first."""
+    state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+    if state is None:
+      return []
+    paths = list(state.all_model_checkpoint_paths) or [
+        state.model_checkpoint_path]
+    return [p if os.path.isabs(p) else os.path.join(self.checkpoint_dir, p)
+            for p in reversed(paths)]
+
+  def _restore_one(self, path):
+    """Restores `path`; False (and a warning) if it is unreadable."""
+    try:
+      checkpointing.restore(self.checkpoint, path)
+    except UNREADABLE_CHECKPOINT as e:
+      logging.warning("Checkpoint %s is unreadable (%s: %s); trying the one "
+                      "before it.", path, type(e).__name__,
+                      _first_sentence(e))
+      return False
+    except (AssertionError, ValueError) as e:
+      raise errors.UserError(
+          f"{path} does not hold this experiment's variables (a different "
+          f"configuration, or a checkpoint of l2t_tf before variables were "
+          f"saved by name); start a new train_eval.model_dir. "
+          f"{_first_sentence(e)}") from e
+    return True
+
   def restore(self):
-    """Restores the latest checkpoint if any; returns True if it did."""
-    path = tf.train.latest_checkpoint(self.checkpoint_dir)  # The chief's.
+    """Restores the newest readable checkpoint; returns True if it did.
+
+    A checkpoint that cannot be read (truncated by a full disk or a kill
+    during its save) is skipped with a warning for the one before it.
+
+    Raises:
+      UserError: there are checkpoints but none is readable, or they hold
+        another experiment.
+    """
+    paths = self._checkpoint_paths()  # The chief's.
+    path = next((p for p in paths if self._restore_one(p)), None)
+    if paths and path is None:
+      raise errors.UserError(
+          f"no checkpoint in {self.checkpoint_dir} can be read "
+          f"({len(paths)} tried); move that directory away to start again.")
     if path:
-      try:
-        checkpointing.restore(self.checkpoint, path)
-      except (AssertionError, ValueError) as e:
-        raise errors.UserError(
-            f"{path} does not hold this experiment's variables (a different "
-            f"configuration, or a checkpoint of l2t_tf before variables were "
-            f"saved by name); start a new train_eval.model_dir. "
-            f"{_first_sentence(e)}") from e
       logging.info("Resumed from %s (epoch %d, round %d).", path,
                    int(self.epoch), int(self.round_in_epoch))
     if self.multi_worker:
@@ -212,12 +271,20 @@ class Trainer:
     position = (int(self.epoch), int(self.rounds_done))
     if position == getattr(self, "_saved_position", None):
       return None
+    try:
+      path = self.manager.save(checkpoint_number=int(self.rounds_done))
+      if not self.is_chief:
+        tf.io.gfile.rmtree(self.manager.directory)
+        return None
+      self.history_action.write(self._train_time())
+    except WRITE_ERRORS as e:
+      raise errors.UserError(
+          f"cannot write to {self.checkpoint_dir} ({type(e).__name__}: "
+          f"{_first_sentence(e)}); the last checkpoint saved, "
+          f"{tf.train.latest_checkpoint(self.checkpoint_dir)}, is intact: "
+          f"free space or restore write access, then run the same command "
+          f"again to resume from it.") from e
     self._saved_position = position
-    path = self.manager.save(checkpoint_number=int(self.rounds_done))
-    if not self.is_chief:
-      tf.io.gfile.rmtree(self.manager.directory)
-      return None
-    self.history_action.write(self._train_time())
     logging.info("Saved checkpoint %s.", path)
     return path
 
@@ -299,6 +366,7 @@ class Trainer:
             progress=int(self.rounds_done) / total_rounds,
             student_steps=int(self.student_steps))
         self._count(result)
+        self._check_divergence(result)
         metrics = dict(result.metrics(),
                        traced=float(self.round.total_traces() > traces))
         self._call("round_end", metrics)
@@ -307,6 +375,29 @@ class Trainer:
           self.save()
           return
       self._end_epoch(epoch)
+
+  def _check_divergence(self, result):
+    """Stops the run if a student's loss or weights blew up (not saved).
+
+    Raises:
+      Diverged: naming the round, the student and the learning rate.
+    """
+    losses = {"student": result.train_loss,
+              "comparison student": result.comparison_loss}
+    for name, finite in self._finite.items():
+      loss = losses[name]
+      bad_loss = loss is not None and not (np.isfinite(loss) and
+                                           abs(loss) <= self.max_abs_loss)
+      if bad_loss or not bool(finite()):
+        what = (f"its training loss is {loss:.4g}" if bad_loss else
+                "its weights are not finite")
+        kept = tf.train.latest_checkpoint(self.checkpoint_dir)
+        raise Diverged(
+            f"the {name} diverged in round {int(self.rounds_done)} ({what}; "
+            f"limit Trainer.max_abs_loss = {self.max_abs_loss:g}): lower "
+            f"Trainer.student_learning_rate (now {self.learning_rate:g}). "
+            f"Nothing of this round was saved; the last checkpoint is "
+            f"{kept or 'none (none was saved yet)'}.")
 
   def _count(self, result):
     self.counters.count(result)

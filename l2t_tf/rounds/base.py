@@ -21,7 +21,7 @@ cross-replica context, so every replica's copies stay identical.
 """
 import dataclasses
 import time
-from typing import Mapping
+from typing import Mapping, Optional
 
 import tensorflow as tf
 
@@ -71,19 +71,24 @@ class RoundResult:
     round_time_s: wall time of the round.
     skipped_updates: updates skipped for a non-finite hypergradient.
     diagnostics: per-round floats of the method (e1, e2, teacher_cosine, ...).
+    comparison_loss: the comparison student's mean loss, if it trained.
   """
   train_loss: float
   student_steps: int
   round_time_s: float
   skipped_updates: int = 0
   diagnostics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  comparison_loss: Optional[float] = None
 
   def metrics(self):
     """Every scalar as one flat dict (summaries, history)."""
-    return dict(self.diagnostics, train_loss=self.train_loss,
-                student_steps=float(self.student_steps),
-                skipped_updates=self.skipped_updates,
-                round_time_s=self.round_time_s)
+    metrics = dict(self.diagnostics, train_loss=self.train_loss,
+                   student_steps=float(self.student_steps),
+                   skipped_updates=self.skipped_updates,
+                   round_time_s=self.round_time_s)
+    if self.comparison_loss is not None:
+      metrics["comparison_train_loss"] = self.comparison_loss
+    return metrics
 
 
 class StudentRunner:
@@ -192,8 +197,8 @@ class Round:
   def _train_comparison(self, round_blocks):
     """The comparison student's steps on the round's batches (CE twin)."""
     if self.comparison is not None:
-      for block in round_blocks:
-        self._comparison_steps(block)
+      losses = [float(self._comparison_steps(b)) for b in round_blocks]
+      self._comparison_loss = sum(losses) / len(losses)
 
   def __call__(self, train_batches, validation_batch, progress=0.0,
                student_steps=0):
@@ -206,9 +211,10 @@ class Round:
       student_steps: SGD steps the student took before this round.
     """
     start = time.perf_counter()
+    self._comparison_loss = None
     result = self._run(blocks(train_batches, self.stages), validation_batch,
                        progress, student_steps)
-    return dataclasses.replace(result,
+    return dataclasses.replace(result, comparison_loss=self._comparison_loss,
                                round_time_s=time.perf_counter() - start)
 
   def _run(self, round_blocks, validation_batch, progress, student_steps):
