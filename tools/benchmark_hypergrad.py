@@ -11,9 +11,10 @@ and so is one plain SGD + cross-entropy step of the same model in a
 overhead = round_s / (2N * plain_step_s), peak_rss_mb (peak resident memory
 of this process up to the end of the timed rounds), trace_s (first round minus round_s),
 and the levers used (issue 13; `tools/speed_vs_peer.py --levers` compares them):
---fused_batch_norm, --jit_compile (XLA for the round's loop functions and the
-plain step), --data_format, --inter_op_threads / --intra_op_threads (0: TF's
-default), and TF_ENABLE_ONEDNN_OPTS from the environment.
+--fused_batch_norm, --jit_compile (XLA for the plain step and, by the gin knob
+`loop_jit_compile.enabled`, for the round's loop functions), --data_format,
+--inter_op_threads / --intra_op_threads (0: TF's default), and
+TF_ENABLE_ONEDNN_OPTS from the environment.
 """
 import json
 import os
@@ -116,10 +117,8 @@ def _set_levers():
   if FLAGS.intra_op_threads:
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
   gin.bind_parameter("fused_batch_norm.enabled", FLAGS.fused_batch_norm)
-  if FLAGS.jit_compile:  # The round's loop functions are made by this one.
-    plain_function = hypergradient.function
-    hypergradient.function = lambda fn=None, **kwargs: plain_function(
-        fn, jit_compile=True, **kwargs)
+  if FLAGS.jit_compile:  # The round's loop functions: hypergradient.function.
+    gin.bind_parameter("loop_jit_compile.enabled", True)
 
 
 def main(argv):
