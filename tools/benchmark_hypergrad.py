@@ -16,6 +16,7 @@ and the levers used (issue 13; `tools/speed_vs_peer.py --levers` compares them):
 --inter_op_threads / --intra_op_threads (0: TF's default), and
 TF_ENABLE_ONEDNN_OPTS from the environment.
 """
+import functools
 import json
 import os
 import resource
@@ -31,12 +32,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
 from l2t_tf import teaching_round
 from l2t_tf.students import cifar_resnet
-from l2t_tf.tasks import base
+from l2t_tf.tasks import synthetic
 
 flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
 flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
@@ -57,37 +57,16 @@ flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: default).")
 FLAGS = flags.FLAGS
 
 
-class _RandomCifar(base.Task):
-  """Only the losses are used: the benchmark feeds batches itself."""
-
-  def build_student(self):
-    return cifar_resnet.cifar_resnet(num_classes=FLAGS.classes,
-                                     depth=FLAGS.depth, width=FLAGS.width,
-                                     data_format=FLAGS.data_format)
-
-  def build_dln(self):
-    return dln_lib.classification_dln()
-
-  def training_set(self):
-    raise NotImplementedError
-
-  def test_set(self):
-    raise NotImplementedError
-
-  def evaluate(self, student, dataset):
-    raise NotImplementedError
+def _task():
+  """The random CIFAR-shaped task of the flags' student."""
+  student = functools.partial(cifar_resnet.cifar_resnet, depth=FLAGS.depth,
+                              width=FLAGS.width,
+                              data_format=FLAGS.data_format)
+  return synthetic.SyntheticImageTask(num_classes=FLAGS.classes,
+                                      student=student)
 
 
-def _batches(rng, *shape):
-  """Random CIFAR-shaped float32 images and labels, made by TF in place."""
-  seed = rng.integers(0, 2**31, size=2)
-  x = tf.random.stateless_normal(shape + (32, 32, 3), seed=seed)
-  y = tf.random.stateless_uniform(shape, seed=seed + 1, maxval=FLAGS.classes,
-                                  dtype=tf.int32)
-  return x, y
-
-
-def _plain_step_seconds(student, rng, steps):
+def _plain_step_seconds(task, student, rng, steps):
   """Median time of one SGD+CE step in a tf.function (tracing excluded)."""
   variables = student.trainable_variables
 
@@ -99,7 +78,7 @@ def _plain_step_seconds(student, rng, steps):
       v.assign_sub(0.1 * g)
     return loss
 
-  data = [_batches(rng, FLAGS.batch_size) for _ in range(10)]
+  data = [task.data.batch(rng, (FLAGS.batch_size,)) for _ in range(10)]
   step(*data[0]).numpy()
   times = []
   for i in range(steps):
@@ -126,7 +105,7 @@ def main(argv):
   _set_levers()
   keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
-  task = _RandomCifar()
+  task = _task()
   strategy = tf.distribute.get_strategy()
   student, dln = task.build_student(), task.build_dln()
   updater = dln_updaters.TeacherUpdater()
@@ -138,14 +117,14 @@ def main(argv):
   train = None
   for _ in range(FLAGS.rounds + 1):
     del train  # Free the previous round's batches before making new ones.
-    train = _batches(rng, 2, n, FLAGS.batch_size)
-    val = _batches(rng, FLAGS.val_batch_size)
+    train = task.data.batch(rng, (2, n, FLAGS.batch_size))
+    val = task.data.batch(rng, (FLAGS.val_batch_size,))
     start = time.perf_counter()
     rounds(train, val)
     times.append(time.perf_counter() - start)
   round_s = statistics.median(times[1:])
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  plain = _plain_step_seconds(keras.models.clone_model(student), rng,
+  plain = _plain_step_seconds(task, keras.models.clone_model(student), rng,
                               max(2 * n, 10))
   print(json.dumps({
       "depth": FLAGS.depth, "width": FLAGS.width, "unroll": n,
