@@ -38,14 +38,10 @@ from l2t_tf import teaching_round
 from l2t_tf.students import cifar_resnet
 from l2t_tf.tasks import synthetic
 
-flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
-flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
-flags.DEFINE_integer("unroll", 5, "N, student steps per stage.")
-flags.DEFINE_integer("batch_size", 25, "Training batch size.")
-flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
-flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up round).")
-flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES, "Hypergradient mode.")
-flags.DEFINE_integer("classes", 10, "Number of classes.")
+import benchmark_flags  # tools/, a sibling of this script.
+
+benchmark_flags.define_round_flags()
+benchmark_flags.define_mode_flag()
 flags.DEFINE_bool("fused_batch_norm", False,
                   "FusedBatchNormV3 forward in the student's BatchNorms.")
 flags.DEFINE_bool("jit_compile", False,

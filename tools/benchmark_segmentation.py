@@ -28,25 +28,24 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import dln_updaters
-from l2t_tf import hypergradient
 from l2t_tf import teaching_round
 from l2t_tf.students import pspnet
 from l2t_tf.tasks import segmentation
+
+import benchmark_flags  # tools/, a sibling of this script.
 
 flags.DEFINE_integer("crop", 473, "Crop size (square input of the student).")
 flags.DEFINE_integer("depth", 50,
                      f"Backbone depth, one of {sorted(pspnet.BLOCKS)}.")
 flags.DEFINE_integer("width", 64, "First-stage channels of the backbone.")
-flags.DEFINE_integer("unroll", 2, "N, student steps per stage.")
-flags.DEFINE_integer("batch_size", 2, "Training batch size.")
-flags.DEFINE_integer("val_batch_size", 8, "Validation batch size.")
+benchmark_flags.define_round_flags(
+    ("unroll", "batch_size", "val_batch_size", "rounds"),
+    defaults={"unroll": 2, "batch_size": 2, "val_batch_size": 8, "rounds": 3})
 flags.DEFINE_integer("dln_pixel_stride", 1,
                      "Apply the DLN to every s-th pixel (memory lever).")
 flags.DEFINE_bool("rematerialize", False,
                   "Recompute backbone blocks in backward passes (memory lever).")
-flags.DEFINE_integer("rounds", 3, "Timed rounds (after one warm-up round).")
-flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES,
-                  "Hypergradient mode.")
+benchmark_flags.define_mode_flag()
 FLAGS = flags.FLAGS
 
 
