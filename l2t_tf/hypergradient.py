@@ -38,13 +38,16 @@ hypergradient.
 
 Compile the loops with `hypergradient.function`, not `tf.function` (issue 13):
 it is `tf.function` with grappler's memory optimizer turned off, whose AddN
-rewrite breaks the gradients of while loops on big students.
+rewrite breaks the gradients of while loops on big students. Its default
+`jit_compile` is the gin knob `loop_jit_compile.enabled` (None: TensorFlow's
+default, no XLA; True: XLA for every loop function, e.g. the teaching round's).
 """
 import collections
 import contextlib
 import functools
 import weakref
 
+import gin
 import tensorflow as tf
 # Private TF API: the only handle on a function call's grappler config
 # (tf.config.optimizer.set_experimental_options has no memory_optimization).
@@ -107,6 +110,24 @@ class _Function:
     return getattr(self._function, name)
 
 
+@gin.configurable
+def loop_jit_compile(enabled=None):
+  """Gin knob: the default `jit_compile` of `function`.
+
+  Bind `loop_jit_compile.enabled = True` to XLA-compile every function made
+  by `function` from then on (the teaching round's stages and plain steps,
+  `unrolled_hypergradient`'s unroll); it is read when a function is made.
+  On the CPU it made the round slower (README, "Speed and memory").
+
+  Args:
+    enabled: None (default): `tf.function`'s own default (no XLA unless
+      `tf.config.optimizer.set_jit`); True or False: passed as `jit_compile`.
+  Returns:
+    `enabled`, the `jit_compile` argument.
+  """
+  return enabled
+
+
 def function(fn=None, **kwargs):
   """`tf.function(fn, **kwargs)` without grappler's memory optimizer.
 
@@ -133,9 +154,12 @@ def function(fn=None, **kwargs):
   Only eager (top-level) calls are affected: called inside another
   `tf.function`, the function is inlined and grappler uses the outer call's
   config, so the outermost function must be made with this one.
+
+  `jit_compile` defaults to `loop_jit_compile()` (gin; None unless bound).
   """
   if fn is None:
     return lambda f: function(f, **kwargs)
+  kwargs.setdefault("jit_compile", loop_jit_compile())
   return _Function(tf.function(fn, **kwargs))
 
 

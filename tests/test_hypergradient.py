@@ -6,10 +6,12 @@ derivative along a random direction, so every DLN coordinate counts); both
 modes must agree with each other, also with BatchNorm and in float32.
 """
 from absl.testing import parameterized
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import config
 from l2t_tf import dln as dln_lib
 from l2t_tf import hypergradient
 from l2t_tf.students import batch_norm as batch_norm_lib
@@ -161,6 +163,43 @@ class HypergradientTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "mode"):
       hypergradient.unrolled_hypergradient(student, dln, batches, val, LR,
                                            mode="forward")
+
+
+def _xla_must_compile(fn):
+  """The `_XlaMustCompile` attribute of fn's graph (None: not set)."""
+  concrete = fn.get_concrete_function(tf.TensorSpec([2], tf.float32))
+  attr = concrete.function_def.attr
+  return attr["_XlaMustCompile"].b if "_XlaMustCompile" in attr else None
+
+
+class LoopJitCompileTest(tf.test.TestCase):
+  """`loop_jit_compile.enabled` is the default `jit_compile` of `function`."""
+
+  def setUp(self):
+    super().setUp()
+    gin.clear_config()
+    self.addCleanup(gin.clear_config)
+
+  def test_default_is_tf_functions(self):
+    self.assertIsNone(hypergradient.loop_jit_compile())
+    made = hypergradient.function(lambda x: 2.0 * x)
+    self.assertIsNone(made._jit_compile)  # pylint: disable=protected-access
+    self.assertIsNone(_xla_must_compile(made))
+    self.assertIsNone(_xla_must_compile(tf.function(lambda x: 2.0 * x)))
+
+  def test_gin_binding_reaches_the_tf_function(self):
+    config.parse(gin_bindings=["loop_jit_compile.enabled = True"])
+    made = hypergradient.function(lambda x: 2.0 * x)
+    decorated = hypergradient.function()(lambda x: 3.0 * x)
+    for fn in (made, decorated):
+      self.assertTrue(fn._jit_compile)  # pylint: disable=protected-access
+      self.assertTrue(_xla_must_compile(fn))
+    self.assertAllEqual(made(tf.constant([1.0, 2.0])), [2.0, 4.0])
+
+  def test_explicit_argument_wins(self):
+    gin.bind_parameter("loop_jit_compile.enabled", True)
+    made = hypergradient.function(lambda x: 2.0 * x, jit_compile=False)
+    self.assertFalse(_xla_must_compile(made))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ import tensorflow as tf
 from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
-from l2t_tf import teaching_round
+from l2t_tf import rounds as rounds_lib
 from l2t_tf.students import batch_norm
 from l2t_tf.students import cifar_resnet
-from l2t_tf.tasks import base
+from l2t_tf.tasks import synthetic
 
 try:
   import torch  # pylint: disable=g-import-not-at-top
@@ -39,10 +39,13 @@ except ImportError:
   torch = None
 
 N, BATCH, VAL, SIZE, CLASSES = 3, 4, 6, 8, 3
-# Exact in float32: `TeachingRound` casts its Python learning rate through a
+# Exact in float32: `L2TRound` casts its Python learning rate through a
 # float32 tensor (tf.cast(0.1, tf.float64) is 0.10000000149...).
 LR = 0.125
 RTOL = 1e-10
+# Random 8x8 images: the round uses the task's losses; `_data` its draws.
+TASK = synthetic.SyntheticImageTask(input_shape=(SIZE, SIZE, 3),
+                                    num_classes=CLASSES, dtype="float64")
 
 
 def _f32(value):
@@ -201,8 +204,7 @@ def _torch_teacher(teacher):
 
 def _data(rng, shape):
   """NHWC float64 images and int32 labels for us; NCHW / int64 for torch."""
-  x = rng.normal(size=shape + (SIZE, SIZE, 3))
-  y = rng.integers(0, CLASSES, size=shape).astype(np.int32)
+  x, y = TASK.data.examples(rng, shape)
   axes = tuple(range(len(shape))) + tuple(len(shape) + a for a in (2, 0, 1))
   return (x, y), (_t(x.transpose(axes)), _t(y.astype(np.int64)))
 
@@ -233,25 +235,6 @@ def _keras_adam_first_lr(lr, beta_1, beta_2):
   """
   return _f32(lr) * (1 - beta_1) / (1 - _f32(beta_1)) * math.sqrt(
       (1 - _f32(beta_2)) / (1 - beta_2))
-
-
-class _Task(base.Task):
-  """The losses only: the test feeds the batches."""
-
-  def build_student(self):
-    raise NotImplementedError
-
-  def build_dln(self):
-    raise NotImplementedError
-
-  def training_set(self):
-    raise NotImplementedError
-
-  def test_set(self):
-    raise NotImplementedError
-
-  def evaluate(self, student, dataset):
-    raise NotImplementedError
 
 
 class _RecordingOptimizer:
@@ -355,9 +338,9 @@ class TorchPeerTest(tf.test.TestCase):
         w.path for cell in updater.teacher.cells for w in cell.weights])
     (train, t_train), (val, t_val) = (_data(self.rng, (2, N, BATCH)),
                                       _data(self.rng, (VAL,)))
-    rounds = teaching_round.TeachingRound(
-        tf.distribute.get_strategy(), _Task(), student, self.dln, updater, LR)
-    ours = rounds(train, val)
+    rounds = rounds_lib.L2TRound(
+        tf.distribute.get_strategy(), TASK, student, self.dln, updater, LR)
+    ours = rounds(train, val).metrics()
     peer_round = peer.PeerRound(t_student, t_dln, t_teacher, LR)
     for group in peer_round.optimizer.param_groups:
       group["lr"] = _keras_adam_first_lr(group["lr"], *group["betas"])

@@ -3,7 +3,7 @@
 For each student of the package (wide CIFAR ResNet8/20/32, WRN, NASNet-A,
 PSPNet, the YOLOv3 head) a small variant built by the same code, with its
 task's real DLN, student loss and validation error, goes through stage I of
-a teaching round (`TeachingRound`, the function the trainer runs: N = 2 SGD
+a teaching round (`rounds.L2TRound`, the function the trainer runs: N = 2 SGD
 steps, then e_val and de_val/dphi, Eq. 4-6) in unrolled mode, twice (the
 grappler failure of issue 13 appeared at the second call). Both calls must
 give the same finite, nonzero hypergradient, equal to reverse mode's to

@@ -11,10 +11,12 @@ and so is one plain SGD + cross-entropy step of the same model in a
 overhead = round_s / (2N * plain_step_s), peak_rss_mb (peak resident memory
 of this process up to the end of the timed rounds), trace_s (first round minus round_s),
 and the levers used (issue 13; `tools/speed_vs_peer.py --levers` compares them):
---fused_batch_norm, --jit_compile (XLA for the round's loop functions and the
-plain step), --data_format, --inter_op_threads / --intra_op_threads (0: TF's
-default), and TF_ENABLE_ONEDNN_OPTS from the environment.
+--fused_batch_norm, --jit_compile (XLA for the plain step and, by the gin knob
+`loop_jit_compile.enabled`, for the round's loop functions), --data_format,
+--inter_op_threads / --intra_op_threads (0: TF's default), and
+TF_ENABLE_ONEDNN_OPTS from the environment.
 """
+import functools
 import json
 import os
 import resource
@@ -30,21 +32,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
-from l2t_tf import teaching_round
+from l2t_tf import experiment
 from l2t_tf.students import cifar_resnet
-from l2t_tf.tasks import base
+from l2t_tf.tasks import synthetic
 
-flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
-flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
-flags.DEFINE_integer("unroll", 5, "N, student steps per stage.")
-flags.DEFINE_integer("batch_size", 25, "Training batch size.")
-flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
-flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up round).")
-flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES, "Hypergradient mode.")
-flags.DEFINE_integer("classes", 10, "Number of classes.")
+import benchmark_flags  # tools/, a sibling of this script.
+
+benchmark_flags.define_round_flags()
+benchmark_flags.define_mode_flag()
 flags.DEFINE_bool("fused_batch_norm", False,
                   "FusedBatchNormV3 forward in the student's BatchNorms.")
 flags.DEFINE_bool("jit_compile", False,
@@ -56,37 +53,16 @@ flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: default).")
 FLAGS = flags.FLAGS
 
 
-class _RandomCifar(base.Task):
-  """Only the losses are used: the benchmark feeds batches itself."""
-
-  def build_student(self):
-    return cifar_resnet.cifar_resnet(num_classes=FLAGS.classes,
-                                     depth=FLAGS.depth, width=FLAGS.width,
-                                     data_format=FLAGS.data_format)
-
-  def build_dln(self):
-    return dln_lib.classification_dln()
-
-  def training_set(self):
-    raise NotImplementedError
-
-  def test_set(self):
-    raise NotImplementedError
-
-  def evaluate(self, student, dataset):
-    raise NotImplementedError
+def _task():
+  """The random CIFAR-shaped task of the flags' student."""
+  student = functools.partial(cifar_resnet.cifar_resnet, depth=FLAGS.depth,
+                              width=FLAGS.width,
+                              data_format=FLAGS.data_format)
+  return synthetic.SyntheticImageTask(num_classes=FLAGS.classes,
+                                      student=student)
 
 
-def _batches(rng, *shape):
-  """Random CIFAR-shaped float32 images and labels, made by TF in place."""
-  seed = rng.integers(0, 2**31, size=2)
-  x = tf.random.stateless_normal(shape + (32, 32, 3), seed=seed)
-  y = tf.random.stateless_uniform(shape, seed=seed + 1, maxval=FLAGS.classes,
-                                  dtype=tf.int32)
-  return x, y
-
-
-def _plain_step_seconds(student, rng, steps):
+def _plain_step_seconds(task, student, rng, steps):
   """Median time of one SGD+CE step in a tf.function (tracing excluded)."""
   variables = student.trainable_variables
 
@@ -98,7 +74,7 @@ def _plain_step_seconds(student, rng, steps):
       v.assign_sub(0.1 * g)
     return loss
 
-  data = [_batches(rng, FLAGS.batch_size) for _ in range(10)]
+  data = [task.data.batch(rng, (FLAGS.batch_size,)) for _ in range(10)]
   step(*data[0]).numpy()
   times = []
   for i in range(steps):
@@ -116,37 +92,33 @@ def _set_levers():
   if FLAGS.intra_op_threads:
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
   gin.bind_parameter("fused_batch_norm.enabled", FLAGS.fused_batch_norm)
-  if FLAGS.jit_compile:  # The round's loop functions are made by this one.
-    plain_function = hypergradient.function
-    hypergradient.function = lambda fn=None, **kwargs: plain_function(
-        fn, jit_compile=True, **kwargs)
+  if FLAGS.jit_compile:  # The round's loop functions: hypergradient.function.
+    gin.bind_parameter("loop_jit_compile.enabled", True)
 
 
 def main(argv):
   del argv
   _set_levers()
-  keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
-  task = _RandomCifar()
-  strategy = tf.distribute.get_strategy()
-  student, dln = task.build_student(), task.build_dln()
-  updater = dln_updaters.TeacherUpdater()
-  updater.build(dln.trainable_variables)
-  rounds = teaching_round.TeachingRound(strategy, task, student, dln, updater,
-                                        0.1, FLAGS.mode)
+  task = _task()
+  built = experiment.build_experiment(  # The trainer's wiring, seed 0.
+      task, tf.distribute.get_strategy(), updater=dln_updaters.TeacherUpdater,
+      train_comparison=False, learning_rate=0.1,
+      hypergradient_mode=FLAGS.mode, seed=0)
+  student, rounds = built.student, built.round
   n = FLAGS.unroll
   times = []
   train = None
   for _ in range(FLAGS.rounds + 1):
     del train  # Free the previous round's batches before making new ones.
-    train = _batches(rng, 2, n, FLAGS.batch_size)
-    val = _batches(rng, FLAGS.val_batch_size)
+    train = task.data.batch(rng, (2, n, FLAGS.batch_size))
+    val = task.data.batch(rng, (FLAGS.val_batch_size,))
     start = time.perf_counter()
     rounds(train, val)
     times.append(time.perf_counter() - start)
   round_s = statistics.median(times[1:])
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  plain = _plain_step_seconds(keras.models.clone_model(student), rng,
+  plain = _plain_step_seconds(task, keras.models.clone_model(student), rng,
                               max(2 * n, 10))
   print(json.dumps({
       "depth": FLAGS.depth, "width": FLAGS.width, "unroll": n,

@@ -23,30 +23,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
-import keras
 import numpy as np
 import tensorflow as tf
 
 from l2t_tf import dln_updaters
-from l2t_tf import hypergradient
-from l2t_tf import teaching_round
+from l2t_tf import experiment
 from l2t_tf.students import pspnet
 from l2t_tf.tasks import segmentation
+
+import benchmark_flags  # tools/, a sibling of this script.
 
 flags.DEFINE_integer("crop", 473, "Crop size (square input of the student).")
 flags.DEFINE_integer("depth", 50,
                      f"Backbone depth, one of {sorted(pspnet.BLOCKS)}.")
 flags.DEFINE_integer("width", 64, "First-stage channels of the backbone.")
-flags.DEFINE_integer("unroll", 2, "N, student steps per stage.")
-flags.DEFINE_integer("batch_size", 2, "Training batch size.")
-flags.DEFINE_integer("val_batch_size", 8, "Validation batch size.")
+benchmark_flags.define_round_flags(
+    ("unroll", "batch_size", "val_batch_size", "rounds"),
+    defaults={"unroll": 2, "batch_size": 2, "val_batch_size": 8, "rounds": 3})
 flags.DEFINE_integer("dln_pixel_stride", 1,
                      "Apply the DLN to every s-th pixel (memory lever).")
 flags.DEFINE_bool("rematerialize", False,
                   "Recompute backbone blocks in backward passes (memory lever).")
-flags.DEFINE_integer("rounds", 3, "Timed rounds (after one warm-up round).")
-flags.DEFINE_enum("mode", "unrolled", hypergradient.MODES,
-                  "Hypergradient mode.")
+benchmark_flags.define_mode_flag()
 FLAGS = flags.FLAGS
 
 
@@ -61,7 +59,6 @@ def _batches(rng, *shape):
 
 def main(argv):
   del argv
-  keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
   student_fn = functools.partial(pspnet.pspnet, depth=FLAGS.depth,
                                  width=FLAGS.width,
@@ -69,18 +66,17 @@ def main(argv):
   task = segmentation.SegmentationTask(
       student=student_fn, crop_size=FLAGS.crop,
       dln_pixel_stride=FLAGS.dln_pixel_stride)
-  student, dln = task.build_student(), task.build_dln()
-  updater = dln_updaters.TeacherUpdater()
-  updater.build(dln.trainable_variables)
-  rounds = teaching_round.TeachingRound(
-      tf.distribute.get_strategy(), task, student, dln, updater, 0.1,
-      FLAGS.mode)
+  built = experiment.build_experiment(  # The trainer's wiring, seed 0.
+      task, tf.distribute.get_strategy(), updater=dln_updaters.TeacherUpdater,
+      train_comparison=False, learning_rate=0.1,
+      hypergradient_mode=FLAGS.mode, seed=0)
+  student, rounds = built.student, built.round
   n, times = FLAGS.unroll, []
   for _ in range(FLAGS.rounds + 1):
     train = _batches(rng, 2, n, FLAGS.batch_size)
     val = _batches(rng, FLAGS.val_batch_size)
     start = time.perf_counter()
-    metrics = rounds(train, val)
+    result = rounds(train, val)
     times.append(time.perf_counter() - start)
   round_s = statistics.median(times[1:])
   print(json.dumps({
@@ -94,7 +90,7 @@ def main(argv):
       "peak_rss_mb": round(resource.getrusage(
           resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
       "traces": rounds.trace_count,
-      "skipped_updates": metrics["skipped_updates"],
+      "skipped_updates": result.skipped_updates,
   }))
 
 

@@ -4,7 +4,7 @@ r"""A PyTorch peer of one L2T-DLN teaching round; prints one JSON line.
   python tools/benchmark_torch_peer.py --unroll=25 --threads=1
 
 An independent, idiomatic `torch.func` implementation of the round that
-`tools/benchmark_hypergrad.py` times (`TeachingRound`, stage3="paper",
+`tools/benchmark_hypergrad.py` times (`rounds.L2TRound`, stage3="paper",
 mode "unrolled"), for speed comparison (`tools/speed_vs_peer.py`) and as the
 float64 reference of `tests/test_torch_peer.py`:
 
@@ -394,14 +394,10 @@ def plain_step_seconds(student, generator, classes, batch_size, steps):
 
 
 def _define_flags():
+  """The peer's flags (only run as a script: tests import it without them)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
-  flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
-  flags.DEFINE_integer("unroll", 5, "N, student steps per stage.")
-  flags.DEFINE_integer("batch_size", 25, "Training batch size.")
-  flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
-  flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up round).")
-  flags.DEFINE_integer("classes", 10, "Number of classes.")
+  import benchmark_flags  # pylint: disable=g-import-not-at-top
+  benchmark_flags.define_round_flags()
   flags.DEFINE_integer("threads", None, "torch.set_num_threads; default "
                        "os.cpu_count() (TF's intra-op default).")
   flags.DEFINE_integer("seed", 0, "Seed of torch's weights and data.")

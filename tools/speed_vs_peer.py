@@ -33,11 +33,12 @@ import sys
 from absl import app
 from absl import flags
 
+import benchmark_flags  # tools/, a sibling of this script.
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {"ours": os.path.join(REPO, "tools", "benchmark_hypergrad.py"),
            "torch": os.path.join(REPO, "tools", "benchmark_torch_peer.py")}
-SHARED = ("depth", "width", "unroll", "batch_size", "val_batch_size",
-          "rounds", "classes")
+SHARED = tuple(benchmark_flags.ROUND_FLAGS)  # Passed on to both benchmarks.
 KEYS = ("round_s", "plain_step_s", "overhead", "peak_rss_mb")
 #: lever -> (extra flags of benchmark_hypergrad.py, extra environment).
 LEVERS = {
@@ -49,16 +50,11 @@ LEVERS = {
     "intra_op_1": (["--intra_op_threads=1"], {}),
 }
 
-flags.DEFINE_integer("depth", 8, "CIFAR ResNet depth (6n + 2).")
-flags.DEFINE_integer("width", 16, "First-stage channels (stages w, 2w, 4w).")
-flags.DEFINE_integer("unroll", 5, "N, student steps per stage.")
-flags.DEFINE_integer("batch_size", 25, "Training batch size.")
-flags.DEFINE_integer("val_batch_size", 100, "Validation batch size.")
-flags.DEFINE_integer("rounds", 5, "Timed rounds per run (after a warm-up).")
-flags.DEFINE_integer("classes", 10, "Number of classes.")
+benchmark_flags.define_round_flags(helps={
+    "rounds": "Timed rounds per run (after a warm-up)."})
 flags.DEFINE_integer("repeats", 3, "Runs of each benchmark, interleaved.")
-flags.DEFINE_enum("mode", "unrolled", ["unrolled", "reverse"],
-                  "Our hypergradient mode (the peer always unrolls).")
+benchmark_flags.define_mode_flag(
+    "Our hypergradient mode (the peer always unrolls).")
 flags.DEFINE_integer("threads", None, "The peer's --threads (default: its "
                      "own, os.cpu_count()).")
 flags.DEFINE_string("extra_ours", "", "More flags for ours, one shell string.")

@@ -1,0 +1,109 @@
+"""tools/benchmark_flags.py: one definition of the benchmarks' shared flags.
+
+Each tool that uses it is run with --helpxml (no benchmark runs): its shared
+flags must be listed as the tool's own, with the names, defaults and help
+the tools had before the flags moved here, and the flags that
+`speed_vs_peer.py` and `table5_time.py` pass on must be the benchmark's.
+"""
+import functools
+import os
+import subprocess
+import sys
+from xml.etree import ElementTree
+
+from absl import flags
+from absl.testing import parameterized
+import tensorflow as tf
+
+from l2t_tf import hypergradient
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import benchmark_flags  # pylint: disable=g-import-not-at-top
+import table5_time  # pylint: disable=g-import-not-at-top
+
+try:
+  import torch  # pylint: disable=g-import-not-at-top,unused-import
+except ImportError:
+  torch = None
+
+ROUND = benchmark_flags.ROUND_FLAGS
+MODE = ("unrolled", "Hypergradient mode.")
+# tool -> {flag: (default, help)} of its shared flags, as the tool had them.
+EXPECTED = {
+    "benchmark_hypergrad": dict(ROUND, mode=MODE),
+    "benchmark_torch_peer": dict(ROUND),
+    "speed_vs_peer": dict(
+        ROUND, rounds=(5, "Timed rounds per run (after a warm-up)."),
+        mode=("unrolled",
+              "Our hypergradient mode (the peer always unrolls).")),
+    "benchmark_segmentation": {
+        "unroll": (2, "N, student steps per stage."),
+        "batch_size": (2, "Training batch size."),
+        "val_batch_size": (8, "Validation batch size."),
+        "rounds": (3, "Timed rounds (after one warm-up round)."),
+        "mode": MODE},
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _flags_of(tool):
+  """{name: (file, default, meaning)} from `python tools/<tool>.py --helpxml`."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
+      p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tools", f"{tool}.py"),
+       "--helpxml"], env=env, capture_output=True, text=True, check=False)
+  if not done.stdout.strip():  # absl exits with 1 after the help.
+    raise RuntimeError(f"{tool} --helpxml failed: {done.stderr[-2000:]}")
+  root = ElementTree.fromstring(done.stdout)
+  return {f.findtext("name"): (f.findtext("file"), f.findtext("default"),
+                               f.findtext("meaning"))
+          for f in root.iter("flag")}
+
+
+class BenchmarkFlagsTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_defines_the_round_flags(self):
+    values = benchmark_flags.define_round_flags(flag_values=flags.FlagValues())
+    for name, (default, help_text) in ROUND.items():
+      self.assertEqual(values[name].default, default)
+      self.assertEqual(values[name].help, help_text)
+    benchmark_flags.define_mode_flag(flag_values=values)
+    self.assertEqual(values["mode"].default, "unrolled")
+
+  def test_overrides_and_subsets(self):
+    values = benchmark_flags.define_round_flags(
+        ("unroll", "rounds"), defaults={"unroll": 2}, helps={"rounds": "R."},
+        flag_values=flags.FlagValues())
+    self.assertCountEqual(values, ["unroll", "rounds"])
+    self.assertEqual((values["unroll"].default, values["rounds"].default),
+                     (2, 5))
+    self.assertEqual(values["rounds"].help, "R.")
+
+  def test_modes_are_the_hypergradient_modes(self):
+    self.assertEqual(benchmark_flags.MODES, hypergradient.MODES)
+
+  @parameterized.parameters(*EXPECTED)
+  def test_tool_has_its_flags(self, tool):
+    if tool == "benchmark_torch_peer" and torch is None:
+      self.skipTest("needs PyTorch")
+    defined = _flags_of(tool)
+    for name, (default, help_text) in EXPECTED[tool].items():
+      file, tool_default, meaning = defined[name]
+      self.assertEqual(os.path.basename(file), f"{tool}.py", name)
+      self.assertEqual(tool_default, str(default), name)
+      self.assertEqual(meaning.split(": ", 1)[-1], help_text, name)
+
+  def test_forwarded_flags_are_the_benchmarks(self):
+    ours = _flags_of("benchmark_hypergrad")
+    args = table5_time.parse_args([])
+    for argument in table5_time.benchmark_command(5, "reverse", args)[2:]:
+      self.assertIn(argument[2:].split("=")[0], ours)
+    self.assertContainsSubset(ROUND, ours)  # speed_vs_peer passes ROUND_FLAGS.
+    if torch is not None:
+      self.assertContainsSubset(ROUND, _flags_of("benchmark_torch_peer"))
+
+
+if __name__ == "__main__":
+  tf.test.main()
