@@ -99,8 +99,8 @@ class History(Action):
 
   `round_time_s` keeps only rounds that did not trace (Table 5's time per
   round); `train_time_s` adds up over the run's processes. On resume only
-  what the restored checkpoint has seen is kept. Written with each
-  checkpoint (`write`).
+  what the restored checkpoint has seen is kept. Written (atomically) just
+  before each checkpoint (`write`), so it is never behind the checkpoint.
   """
 
   def __init__(self, model_dir):
@@ -120,22 +120,28 @@ class History(Action):
       self.data["epochs"] = self.data["epochs"][:int(counters.epoch)]
       self.data["rounds"] = [r for r in self.data.get("rounds", [])
                              if r["round"] <= int(counters.rounds_done)]
+      self.data["round_time_s"] = [r["round_time_s"] for r in
+                                   self.data["rounds"] if not r["traced"]]
     return self.data
 
   def round_end(self, loop, metrics):
     if not metrics["traced"]:
       self.data["round_time_s"].append(metrics["round_time_s"])
     diagnostics = {k: metrics[k] for k in ROUND_DIAGNOSTICS if k in metrics}
-    self.data["rounds"].append(dict(round=int(loop.counters.rounds_done),
-                                    **diagnostics))
+    self.data["rounds"].append(dict(
+        round=int(loop.counters.rounds_done), traced=metrics["traced"],
+        round_time_s=metrics["round_time_s"], **diagnostics))
 
   def epoch_end(self, loop, epoch, entry):
     self.data["epochs"].append(entry)
 
   def write(self, train_time_s):
+    """Writes history.json atomically (a kill leaves the old or the new)."""
     self.data["train_time_s"] = train_time_s
-    with tf.io.gfile.GFile(self.path, "w") as f:
+    temporary = self.path + ".tmp"
+    with tf.io.gfile.GFile(temporary, "w") as f:
       json.dump(self.data, f)
+    tf.io.gfile.rename(temporary, self.path, overwrite=True)
 
 
 class DLNSurface(Action):

@@ -272,11 +272,14 @@ class Trainer:
     if position == getattr(self, "_saved_position", None):
       return None
     try:
+      # History first: a kill between the two leaves a history ahead of the
+      # checkpoint, which `History.load` cuts back to what it restored.
+      if self.is_chief:
+        self.history_action.write(self._train_time())
       path = self.manager.save(checkpoint_number=int(self.rounds_done))
       if not self.is_chief:
         tf.io.gfile.rmtree(self.manager.directory)
         return None
-      self.history_action.write(self._train_time())
     except WRITE_ERRORS as e:
       raise errors.UserError(
           f"cannot write to {self.checkpoint_dir} ({type(e).__name__}: "
