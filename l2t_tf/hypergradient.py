@@ -59,6 +59,13 @@ from l2t_tf import errors
 
 MODES = ("unrolled", "reverse")
 
+
+def check_mode(mode, name="mode"):
+  """Raises a UserError naming `name` unless `mode` is one of MODES."""
+  if mode not in MODES:
+    raise errors.UserError(f"{name} must be one of {MODES}, got {mode!r}.")
+
+
 Unroll = collections.namedtuple(
     "Unroll", ["gradients", "validation_error", "trainable", "non_trainable",
                "train_loss"])
@@ -360,8 +367,7 @@ def unroll(apply_fn, trainable, non_trainable, train_loss, validation_loss,
     train_loss)`: de/d(wrt) in the order of `wrt`, e_val(theta_N), theta_N,
     the state after N steps and the mean training loss of the N steps.
   """
-  if mode not in MODES:
-    raise errors.UserError(f"mode must be one of {MODES}, got {mode!r}.")
+  check_mode(mode)
   engine = _unrolled if mode == "unrolled" else _reverse
   return engine(apply_fn, list(trainable), list(non_trainable), train_loss,
                 validation_loss, batches, validation_batch, learning_rate,
@@ -411,8 +417,7 @@ def unrolled_hypergradient(student, dln, train_batches, validation_batch,
   """
   if not train_batches:
     raise errors.UserError("train_batches must hold N >= 1 (x, y) pairs.")
-  if mode not in MODES:
-    raise errors.UserError(f"mode must be one of {MODES}, got {mode!r}.")
+  check_mode(mode)
   xs = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[0] for b in train_batches])
   ys = tf.nest.map_structure(lambda *a: tf.stack(a), *[b[1] for b in train_batches])
   fn = _compiled(student, dln, validation_loss or sparse_cross_entropy, mode,

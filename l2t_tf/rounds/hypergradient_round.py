@@ -17,7 +17,6 @@ from absl import logging
 import tensorflow as tf
 
 from l2t_tf import dln_updaters
-from l2t_tf import errors
 from l2t_tf import hypergradient
 from l2t_tf import strategy as strategy_lib
 from l2t_tf.rounds import base
@@ -60,9 +59,7 @@ class HypergradientRound(taught_loss.TaughtLossRound):
   def __init__(self, strategy, task, student, dln, updater, learning_rate,
                mode="unrolled", validation_bn_mode="train",
                comparison_student=None):
-    if mode not in hypergradient.MODES:
-      raise errors.UserError(f"hypergradient_mode must be one of "
-                             f"{hypergradient.MODES}, got {mode!r}.")
+    hypergradient.check_mode(mode, "hypergradient_mode")
     super().__init__(strategy, task, student, dln, updater, learning_rate,
                      validation_bn_mode, comparison_student)
     self.mode = mode
