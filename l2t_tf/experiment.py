@@ -24,9 +24,14 @@ from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import dln_warm_start
 from l2t_tf import errors
+from l2t_tf import hypergradient
 from l2t_tf import rounds
 
 METHODS = ("l2t_dln", "fixed_loss")
+# The values each option of a run may take, by its Trainer argument.
+CHOICES = {"method": METHODS, "hypergradient_mode": hypergradient.MODES,
+           "stage3": rounds.l2t.STAGE3_MODES,
+           "validation_bn_mode": rounds.taught_loss.VALIDATION_BN_MODES}
 
 
 def make_round(method, strategy, task, student, dln, updater, learning_rate,

@@ -17,6 +17,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from l2t_tf import checks
 from l2t_tf import export
 from l2t_tf import run_config
 from l2t_tf import run_lock
@@ -42,7 +43,7 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
   chief = strategy_lib.is_chief(distribution)
   if not chief:
     logging.set_verbosity(logging.WARNING)  # Logs from the chief only.
-  tf.io.gfile.makedirs(model_dir)
+  model_dir = checks.writable_directory("train_eval.model_dir", model_dir)
   lock = run_lock.hold(model_dir) if chief else contextlib.nullcontext()
   with lock:
     return _train_eval(model_dir, task, distribution, chief, extra_results,

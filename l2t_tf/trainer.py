@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from l2t_tf import actions as actions_lib
 from l2t_tf import checkpointing
+from l2t_tf import checks
 from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
 from l2t_tf import errors
@@ -89,20 +90,42 @@ def _first_sentence(error):
   return text.split(". Showing")[0].split(" when attempting")[0][:300]
 
 
-def _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
-              validation_batch_size, num_replicas):
-  if int(unroll_length) < 1:
-    raise errors.UserError(f"unroll_length (N) must be >= 1, got {unroll_length}.")
-  if not 0.0 < float(validation_ratio) < 1.0:
-    raise errors.UserError(f"validation_ratio must be in (0, 1), got "
-                     f"{validation_ratio}.")
-  if int(teacher_epochs) < 1:
-    raise errors.UserError(f"teacher_epochs must be >= 1, got {teacher_epochs}.")
-  for name, size in (("batch_size", batch_size),
-                     ("validation_batch_size", validation_batch_size)):
-    if size < 1 or size % num_replicas:
-      raise errors.UserError(f"{name}={size} must be positive and divisible by the "
-                       f"{num_replicas} replicas.")
+# Trainer arguments that are integers: the least value of each.
+_INTEGERS = {"unroll_length": 1, "teacher_epochs": 1, "batch_size": 1,
+             "validation_batch_size": 1, "eval_batch_size": 1,
+             "checkpoint_every_rounds": 1, "rounds_per_validation_batch": 1}
+_OPTIONAL_INTEGERS = {"rounds_per_epoch": 1, "max_rounds": 1}  # None: unset.
+_FLAGS = ("train_comparison", "progress", "update_guard", "dln_warm_start")
+
+
+def _validate(arguments, num_replicas):
+  """Checks the Trainer's `arguments` (a dict); a UserError names the binding.
+
+  Types and ranges (`checks`): a float unroll length or a string flag is a
+  mistake, not a value to round or to read as True. The options of a
+  method, a round or an updater are checked where they are used.
+  """
+  name = "Trainer.{}".format
+  for key, minimum in _INTEGERS.items():
+    checks.integer(name(key), arguments[key], minimum)
+  for key, minimum in _OPTIONAL_INTEGERS.items():
+    checks.integer(name(key), arguments[key], minimum, optional=True)
+  for key in _FLAGS:
+    checks.boolean(name(key), arguments[key])
+  for key, choices in experiment_lib.CHOICES.items():
+    checks.one_of(name(key), arguments[key], choices)
+  checks.integer(name("seed"), arguments["seed"], 0, maximum=2**32 - 1)
+  checks.number(name("validation_ratio"), arguments["validation_ratio"], 0, 1)
+  checks.number(name("student_learning_rate"),
+                arguments["student_learning_rate"], 0)
+  checks.number(name("max_abs_loss"), arguments["max_abs_loss"], 0)
+  checks.number(name("update_guard_min_properness"),
+                arguments["update_guard_min_properness"], 0, 1,
+                closed=(True, True), optional=True)
+  for key in ("batch_size", "validation_batch_size"):
+    if arguments[key] % num_replicas:
+      raise errors.UserError(f"{name(key)} = {arguments[key]} must be "
+                             f"divisible by the {num_replicas} replicas.")
 
 
 @gin.configurable(denylist=["task", "model_dir", "strategy"])
@@ -120,17 +143,13 @@ class Trainer:
                validation_bn_mode="train", update_guard=False,
                dln_warm_start=False, update_guard_min_properness=None,
                max_abs_loss=1e6):
-    _validate(unroll_length, validation_ratio, teacher_epochs, batch_size,
-              validation_batch_size, strategy.num_replicas_in_sync)
+    _validate(dict(locals()), strategy.num_replicas_in_sync)  # Arguments only.
     self.task, self.model_dir, self.strategy = task, model_dir, strategy
     self.unroll_length, self.teacher_epochs = int(unroll_length), teacher_epochs
     self.validation_ratio, self.seed = float(validation_ratio), int(seed)
     self.batch_size, self.validation_batch_size = batch_size, validation_batch_size
     self.rounds_per_epoch, self.max_rounds = rounds_per_epoch, max_rounds
     self.rounds_per_validation_batch = int(rounds_per_validation_batch)
-    if self.rounds_per_validation_batch < 1:
-      raise errors.UserError(f"rounds_per_validation_batch must be >= 1, got "
-                             f"{rounds_per_validation_batch}.")
     self.checkpoint_every_rounds = checkpoint_every_rounds
     self.eval_batch_size, self.progress = eval_batch_size, progress
     self.learning_rate, self.max_abs_loss = student_learning_rate, max_abs_loss
