@@ -223,8 +223,20 @@ def yolo_dln(image_size, num_classes, use_bias=False, dtype=None):
 
 
 def check_scalar_loss(dln, y_true, y_pred):
-  """Raises ValueError naming `dln` if it does not return a scalar."""
-  out = dln(y_true, y_pred)
+  """Raises a UserError naming `dln` unless it makes a scalar of the batch.
+
+  `y_true`, `y_pred`: a batch of the task's labels and student outputs. A
+  DLN or a student made for another task fails here, before teaching.
+  """
+  try:
+    out = dln(y_true, y_pred)
+  except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+    shapes = tf.nest.map_structure(lambda t: list(t.shape), (y_true, y_pred))
+    raise errors.UserError(
+        f"dln: {type(dln).__name__} cannot take this task's labels (shape "
+        f"{shapes[0]}) and student outputs (shapes {shapes[1]}): are the "
+        f"task's student and dln bindings made for this task? "
+        f"({type(e).__name__})") from e
   if out.shape.rank != 0:
     raise errors.UserError(
         f"dln: the dynamic loss network must return a scalar loss, got shape "

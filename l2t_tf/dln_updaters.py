@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from l2t_tf import checkpointing
-from l2t_tf import errors
+from l2t_tf import checks
 from l2t_tf import teacher as teacher_lib
 
 OPTIMIZERS = {
@@ -27,11 +27,18 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name, learning_rate):
-  """A Keras optimizer by name: 'adam', 'sgd' or 'rmsprop'."""
-  if name not in OPTIMIZERS:
-    raise errors.UserError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got "
-                     f"{name!r}.")
+def make_optimizer(name, learning_rate, configurable="optimizer"):
+  """A Keras optimizer by name: 'adam', 'sgd' or 'rmsprop'.
+
+  Args:
+    name: the optimizer's name, a key of OPTIMIZERS.
+    learning_rate: a number > 0.
+    configurable: whose `optimizer` and `learning_rate` they are, to name
+      the binding in an error (e.g. 'TeacherUpdater').
+  """
+  checks.one_of(f"{configurable}.optimizer", name, sorted(OPTIMIZERS))
+  learning_rate = checks.number(f"{configurable}.learning_rate",
+                                learning_rate, 0)
   return OPTIMIZERS[name](learning_rate=learning_rate)
 
 
@@ -107,7 +114,8 @@ class OptimizerUpdater(HypergradientUpdater):
 
   def __init__(self, optimizer="adam", learning_rate=1e-3):
     super().__init__(name=f"{optimizer}_updater")
-    self.optimizer = make_optimizer(optimizer, learning_rate)
+    self.optimizer = make_optimizer(optimizer, learning_rate,
+                                    "OptimizerUpdater")
 
   def build(self, dln_variables):
     self.optimizer.build(dln_variables)
@@ -136,12 +144,18 @@ class TeacherUpdater(TeachingUpdater):
                output_scale=1e-3, initialization="release",
                zero_last_cell=False, descent_skip=False):
     super().__init__(name="teacher_updater")
+    name = "TeacherUpdater.{}".format
     self._make_teacher = functools.partial(
-        teacher_lib.LSTMTeacher, hidden_units=hidden_units,
-        preprocess_factor=preprocess_factor, output_scale=output_scale,
-        initialization=initialization, zero_last_cell=zero_last_cell,
-        descent_skip=descent_skip)
-    self.optimizer = make_optimizer(optimizer, learning_rate)
+        teacher_lib.LSTMTeacher,
+        hidden_units=checks.integers(name("hidden_units"), hidden_units),
+        preprocess_factor=checks.number(name("preprocess_factor"),
+                                        preprocess_factor, 0),
+        output_scale=checks.number(name("output_scale"), output_scale, 0),
+        initialization=checks.one_of(name("initialization"), initialization,
+                                     teacher_lib.INITIALIZATIONS),
+        zero_last_cell=checks.boolean(name("zero_last_cell"), zero_last_cell),
+        descent_skip=checks.boolean(name("descent_skip"), descent_skip))
+    self.optimizer = make_optimizer(optimizer, learning_rate, "TeacherUpdater")
     self.teacher = self.state = None
 
   def build(self, dln_variables):

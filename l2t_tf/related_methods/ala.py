@@ -72,6 +72,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import checks
 from l2t_tf import dln_updaters
 from l2t_tf import errors
 from l2t_tf import mlp
@@ -170,29 +171,22 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
       seed: seed of the policy's initial weights and of the actions.
     """
     super().__init__(name="ala_controller")
-    if int(every_steps) < 1 or step_size <= 0 or reward not in REWARDS:
-      raise errors.UserError(
-          f"ALAControllerUpdater: every_steps must be >= 1 (got "
-          f"{every_steps}), step_size > 0 (got {step_size}) and reward one "
-          f"of {REWARDS} (got {reward!r}).")
-    if not (0.0 <= metric_discount <= 1.0 and
-            0.0 <= reward_baseline_decay < 1.0):
-      raise errors.UserError(
-          "ALAControllerUpdater: metric_discount must be in [0, 1] and "
-          "reward_baseline_decay in [0, 1).")
-    self.every_steps = int(every_steps)
-    self.step_size, self.reward_mode = float(step_size), reward
-    self.hidden_units = tuple(int(u) for u in hidden_units)
-    self.metric_discount = float(metric_discount)
-    self.reward_baseline_decay = float(reward_baseline_decay)
+    name = "ALAControllerUpdater.{}".format
+    self.every_steps = checks.integer(name("every_steps"), every_steps, 1)
+    self.step_size = checks.number(name("step_size"), step_size, 0)
+    self.reward_mode = checks.one_of(name("reward"), reward, REWARDS)
+    self.hidden_units = checks.integers(name("hidden_units"), hidden_units)
+    self.metric_discount = checks.number(name("metric_discount"),
+                                         metric_discount, 0, 1, (True, True))
+    self.reward_baseline_decay = checks.number(
+        name("reward_baseline_decay"), reward_baseline_decay, 0, 1,
+        (True, False))
     self.phi_bounds = None if phi_bounds is None else tuple(
         float(b) for b in phi_bounds)
-    self.seed = int(seed)
-    if optimizer not in dln_updaters.OPTIMIZERS:
-      raise errors.UserError(f"ALAControllerUpdater.optimizer must be one of "
-                             f"{sorted(dln_updaters.OPTIMIZERS)}, got "
-                             f"{optimizer!r}.")
-    self.optimizer_name, self.learning_rate = optimizer, learning_rate
+    self.seed = checks.integer(name("seed"), seed, 0)
+    self.optimizer_name = checks.one_of(name("optimizer"), optimizer,
+                                        sorted(dln_updaters.OPTIMIZERS))
+    self.learning_rate = checks.number(name("learning_rate"), learning_rate, 0)
     self.optimizer = None  # Made in `build`, inside the strategy's scope.
 
   def build(self, dln_variables):
@@ -215,8 +209,8 @@ class ALAControllerUpdater(dln_updaters.ControllerUpdater):
         lambda i, last: (mlp.zeros if last else
                          mlp.stateless_glorot_uniform([self.seed, i])),
         lambda i, last: mlp.zeros, prefix="policy_")
-    self.optimizer = dln_updaters.make_optimizer(self.optimizer_name,
-                                                 self.learning_rate)
+    self.optimizer = dln_updaters.make_optimizer(
+        self.optimizer_name, self.learning_rate, "ALAControllerUpdater")
     self.optimizer.build(self.policy_variables())
 
     def state(value, name, dtype=self.dtype):

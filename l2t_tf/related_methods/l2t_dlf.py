@@ -73,6 +73,7 @@ import keras
 import tensorflow as tf
 
 from l2t_tf import checkpointing
+from l2t_tf import checks
 from l2t_tf import dln_updaters
 from l2t_tf import mlp
 
@@ -190,8 +191,12 @@ class DLFTeacherUpdater(dln_updaters.HypergradientUpdater):
   def __init__(self, optimizer="adam", learning_rate=1e-3, hidden_units=(32,),
                output_scale=1.0):
     super().__init__(name="dlf_teacher_updater")
-    self.optimizer = dln_updaters.make_optimizer(optimizer, learning_rate)
-    self.hidden_units, self.output_scale = hidden_units, output_scale
+    self.optimizer = dln_updaters.make_optimizer(optimizer, learning_rate,
+                                                 "DLFTeacherUpdater")
+    self.hidden_units = checks.integers("DLFTeacherUpdater.hidden_units",
+                                        hidden_units)
+    self.output_scale = checks.number("DLFTeacherUpdater.output_scale",
+                                      output_scale, 0)
     self.teacher = None
     self.previous_state = None
 

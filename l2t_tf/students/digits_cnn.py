@@ -2,6 +2,7 @@
 import gin
 import keras
 
+from l2t_tf import checks
 from l2t_tf.students import batch_norm
 
 
@@ -19,7 +20,7 @@ def digits_cnn(input_shape=(8, 8, 1), num_classes=10, widths=(16, 32, 64),
   """conv(w0) -> conv(w1, /2) -> conv(w2, /2) -> GAP -> dense; logits out."""
   inputs = keras.Input(input_shape, dtype=dtype)
   x = inputs
-  for i, w in enumerate(widths):
+  for i, w in enumerate(checks.integers("digits_cnn.widths", widths)):
     x = conv_bn_relu(x, w, strides=1 if i == 0 else 2, dtype=dtype)
   x = keras.layers.GlobalAveragePooling2D(dtype=dtype)(x)
   outputs = keras.layers.Dense(num_classes, dtype=dtype)(x)

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import checks
 from l2t_tf import errors
 from l2t_tf.students import batch_norm
 from l2t_tf.students import remat
@@ -211,8 +212,14 @@ def load_backbone_weights(model, path, depth, width):
     raise errors.UserError(f"pspnet: ImageNet weights exist for depth 50, 101, "
                            f"152 at width 64, not depth={depth}, "
                            f"width={width}.")
-  reference = apps[depth](include_top=False, weights=path,
-                          input_shape=(None, None, 3))
+  try:
+    reference = apps[depth](include_top=False, weights=path,
+                            input_shape=(None, None, 3))
+  except (ValueError, OSError) as e:
+    raise errors.UserError(
+        f"pspnet.backbone_weights = {path!r} does not hold keras.applications "
+        f"ResNet{depth} 'notop' weights (pspnet.depth = {depth}): "
+        f"{checks.first_line(e)}") from e
   for layer in reference.layers:
     if not layer.name.endswith("_conv"):
       continue

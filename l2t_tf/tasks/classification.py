@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import checks
 from l2t_tf import dln as dln_lib
 from l2t_tf import errors
 from l2t_tf import hypergradient
@@ -66,6 +67,7 @@ class ClassificationTask(base.Task):
       manual_dir: directory of the original archives; default
         <data_dir>/downloads/manual.
     """
+    dtype = checks.float_dtype("ClassificationTask.dtype", dtype)
     self.data = make_dataset(dataset, data_dir, manual_dir, dtype)
     self.name = f"classification_{self.data.name}"
     self.shuffle_buffer = self.data.shuffle_buffer
@@ -73,11 +75,13 @@ class ClassificationTask(base.Task):
     self._fixed_loss = fixed_loss
 
   def build_student(self):
-    return self.student_fn(input_shape=tuple(self.data.input_shape),
-                           num_classes=self.data.num_classes, dtype=self.dtype)
+    return checks.call("ClassificationTask.student", self.student_fn,
+                       input_shape=tuple(self.data.input_shape),
+                       num_classes=self.data.num_classes, dtype=self.dtype)
 
   def build_dln(self):
-    return self.dln_fn(dtype=self.dtype)
+    return checks.call("ClassificationTask.dln", self.dln_fn,
+                       dtype=self.dtype)
 
   def training_set(self):
     return self.data.load("train")

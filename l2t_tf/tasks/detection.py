@@ -20,6 +20,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import checks
 from l2t_tf import dln as dln_lib
 from l2t_tf import errors
 from l2t_tf.data import coco
@@ -58,10 +59,20 @@ class DetectionTask(base.Task):
       nms_iou_threshold, score_threshold, max_detections: evaluation NMS.
       dtype: float dtype of the models.
     """
-    self.data = coco.CocoData(data_dir, year, val_images_for_training,
-                              minival_ids_file, max_boxes)
-    self.image_size, self.dtype = int(image_size), dtype
-    self.scale_range = tuple(float(s) for s in scale_range)
+    self.image_size = checks.integer("DetectionTask.image_size", image_size,
+                                     32)
+    if self.image_size % 32:
+      checks.fail("DetectionTask.image_size", "a multiple of 32", image_size)
+    self.scale_range = checks.number_range("DetectionTask.scale_range",
+                                           scale_range)
+    self.dtype = checks.float_dtype("DetectionTask.dtype", dtype)
+    self.data = coco.CocoData(
+        data_dir, checks.one_of("DetectionTask.year", str(year),
+                                ("2014", "2017")),
+        checks.integer("DetectionTask.val_images_for_training",
+                       val_images_for_training, 0),
+        minival_ids_file, checks.integer("DetectionTask.max_boxes", max_boxes,
+                                         1))
     self.backbone_fn, self.head_fn, self.dln_fn = backbone, head, dln
     self.num_classes = self.data.num_classes
     self.nms_options = dict(iou_threshold=nms_iou_threshold,
@@ -74,17 +85,21 @@ class DetectionTask(base.Task):
   def backbone(self):
     """The frozen feature extractor, built once (seeded by the trainer)."""
     if self._backbone is None:
-      self._backbone = self.backbone_fn(image_size=self.image_size,
-                                        dtype=self.dtype)
+      self._backbone = checks.call("DetectionTask.backbone",
+                                   self.backbone_fn,
+                                   image_size=self.image_size,
+                                   dtype=self.dtype)
     return self._backbone
 
   def build_student(self):
     shapes = [tuple(o.shape[1:]) for o in self.backbone.outputs]
-    return self.head_fn(feature_shapes=shapes, num_classes=self.num_classes,
-                        dtype=self.dtype)
+    return checks.call("DetectionTask.head", self.head_fn,
+                       feature_shapes=shapes, num_classes=self.num_classes,
+                       dtype=self.dtype)
 
   def build_dln(self):
-    return self.dln_fn(image_size=self.image_size,
+    return checks.call("DetectionTask.dln", self.dln_fn,
+                       image_size=self.image_size,
                        num_classes=self.num_classes, dtype=self.dtype)
 
   def loss_terms(self, y, outputs):

@@ -16,6 +16,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from l2t_tf import checks
 from l2t_tf import dln as dln_lib
 from l2t_tf import errors
 from l2t_tf.data import voc_sbd
@@ -76,13 +77,13 @@ class SegmentationTask(base.Task):
       the paper). The per-pixel DLN dominates the memory of the unrolled
       graph at 473 x 473; the validation error always uses every pixel.
     """
-    if int(dln_pixel_stride) < 1:
-      raise errors.UserError(f"SegmentationTask.dln_pixel_stride must be >= 1, "
-                             f"got {dln_pixel_stride}.")
-    self.dln_pixel_stride = int(dln_pixel_stride)
-    self.student_fn, self.dln_fn, self.dtype = student, dln, dtype
-    self.crop_size = int(crop_size)
-    self.scale_range = tuple(float(s) for s in scale_range)
+    name = "SegmentationTask.{}".format
+    self.dln_pixel_stride = checks.integer(name("dln_pixel_stride"),
+                                           dln_pixel_stride, 1)
+    self.student_fn, self.dln_fn = student, dln
+    self.dtype = checks.float_dtype(name("dtype"), dtype)
+    self.crop_size = checks.integer(name("crop_size"), crop_size, 1)
+    self.scale_range = checks.number_range(name("scale_range"), scale_range)
     self.data_dir, self.manual_dir = data_dir, manual_dir
     self.aux_weight, self.num_overlays = float(aux_weight), int(num_overlays)
     self.eval_stride_ratio = float(eval_stride_ratio)
@@ -91,11 +92,13 @@ class SegmentationTask(base.Task):
 
   # ---- models and losses ------------------------------------------------
   def build_student(self):
-    return self.student_fn(input_shape=(self.crop_size, self.crop_size, 3),
-                           num_classes=self.num_classes, dtype=self.dtype)
+    return checks.call("SegmentationTask.student", self.student_fn,
+                       input_shape=(self.crop_size, self.crop_size, 3),
+                       num_classes=self.num_classes, dtype=self.dtype)
 
   def build_dln(self):
-    return self.dln_fn(ignore_label=voc_sbd.IGNORE_LABEL, dtype=self.dtype)
+    return checks.call("SegmentationTask.dln", self.dln_fn,
+                       ignore_label=voc_sbd.IGNORE_LABEL, dtype=self.dtype)
 
   def _weighted(self, loss_fn, y, outputs):
     main, aux = outputs
