@@ -15,6 +15,7 @@ one's own) can `include 'cifar10_resnet8.gin'` and bind only what differs.
 import contextlib
 import logging
 import os
+import tokenize
 
 import gin
 
@@ -122,5 +123,8 @@ def parse(gin_files=(), gin_bindings=()):
     with _quiet_gin_lookups():
       gin.parse_config_files_and_bindings(paths, list(gin_bindings),
                                           skip_unknown=False)
+  except tokenize.TokenError as e:  # Not a SyntaxError: ( without ).
+    raise UserError(f"bad gin configuration: {e.args[0]} (a bracket or a "
+                    f"quote left open?)") from e
   except (ValueError, KeyError, ImportError, SyntaxError, OSError) as e:
     raise UserError(f"bad gin configuration: {e}") from e

@@ -50,6 +50,13 @@ def main(argv):
   tf_logger = logging.getLogger("tensorflow")
   tf_logger.setLevel(logging.WARNING)
   tf_startup.drop_tensorflow_python_info(absl_logging.get_absl_handler())
+def _one_line(error):
+  """A user error's message on one line (gin's parse errors have several)."""
+  return " ".join(line.strip()
+                  for line in _without_gin_context(error).splitlines()
+                  if line.strip())
+
+
   try:
     config.parse(FLAGS.gin_file or [config.DEFAULT_GIN_FILE],
                  FLAGS.gin_bindings)
@@ -59,7 +66,7 @@ def main(argv):
     sys.stderr.write(f"error: {_without_gin_context(e)}\n")
     sys.exit(2)
   except strategy_lib.WorkerLost as e:
-    sys.stderr.write(f"error: {_without_gin_context(e)}\n")
+    sys.stderr.write(f"error: {_one_line(e)}\n")
     sys.exit(3)
   except tf.errors.AlreadyExistsError as e:
     # A TensorFlow graph-optimiser (grappler) bug on the gradient of the
