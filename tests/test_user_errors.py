@@ -1,0 +1,176 @@
+"""Every user mistake is one line "error: ..." on stderr and exit code 2.
+
+A table of bad inputs goes through `python -m l2t_tf.main`, each in its own
+subprocess with a fresh model_dir and at most 2 rounds (so that a case that
+wrongly trains still ends soon), two at a time. stderr is taken as it is:
+the package silences TensorFlow's start-up lines (`tf_startup`), and none
+may precede the error.
+"""
+import concurrent.futures
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from l2t_tf import checks
+from l2t_tf import errors
+from l2t_tf.students import pspnet
+
+FAST = ["Trainer.max_rounds = 2", "Trainer.teacher_epochs = 1",
+        "Trainer.progress = False"]
+READ_ONLY = "<read-only>"  # Replaced by a directory made read-only.
+SEGMENTATION = "train_eval.task = @SegmentationTask"
+
+# (bindings, gin files, what the message must name). Later bindings win.
+CASES = [
+    (["Trainer.unroll_length = 'ten'"], [], "Trainer.unroll_length"),
+    (["Trainer.unroll_length = 2.5"], [], "Trainer.unroll_length"),
+    (["Trainer.batch_size = 2.5"], [], "Trainer.batch_size"),
+    (["Trainer.validation_ratio = 'half'"], [], "Trainer.validation_ratio"),
+    (["Trainer.teacher_epochs = None"], [], "Trainer.teacher_epochs"),
+    (["Trainer.max_rounds = -1"], [], "Trainer.max_rounds"),
+    (["Trainer.student_learning_rate = 'fast'"], [],
+     "Trainer.student_learning_rate"),
+    (["Trainer.student_learning_rate = 0"], [],
+     "Trainer.student_learning_rate"),
+    (["Trainer.checkpoint_every_rounds = 0"], [],
+     "Trainer.checkpoint_every_rounds"),
+    (["Trainer.eval_batch_size = 0"], [], "Trainer.eval_batch_size"),
+    (["Trainer.update_guard = 'no'"], [], "Trainer.update_guard"),
+    (["Trainer.validation_bn_mode = 'eval'"], [], "Trainer.validation_bn_mode"),
+    (["TeacherUpdater.hidden_units = 64"], [], "TeacherUpdater.hidden_units"),
+    (["ClassificationTask.dtype = 'float17'"], [], "ClassificationTask.dtype"),
+    (["ClassificationTask.dln = @yolo_dln"], [], "ClassificationTask.dln"),
+    ([SEGMENTATION, "SegmentationTask.crop_size = 'big'"], [],
+     "SegmentationTask.crop_size"),
+    (["ALAControllerUpdater.learning_rate = 'x'"], ["digits_ala.gin"],
+     "ALAControllerUpdater.learning_rate"),
+    (["Trainer.unroll_lenght = 3"], [], "unroll_lenght"),
+    (["Trainer.unroll_length = ((2"], [], "bad gin configuration"),
+    (["train_eval.model_dir = '/etc/hostname/run'"], [],
+     "train_eval.model_dir"),
+    (["train_eval.model_dir = ''"], [], "train_eval.model_dir"),
+    ([f"train_eval.model_dir = '{READ_ONLY}/run'"], [],
+     "train_eval.model_dir"),
+]
+if sys.platform.startswith("linux") and os.path.isdir("/sys/kernel"):
+  # sysfs refuses new directories even to root (where chmod does not).
+  CASES.append((["train_eval.model_dir = '/sys/l2t_tf_run'"], [],
+                "train_eval.model_dir"))
+
+
+def _read_only_directory(parent):
+  """A directory made read-only, or None if writes still succeed (root)."""
+  path = os.path.join(parent, "read_only")
+  os.makedirs(path)
+  os.chmod(path, 0o555)
+  try:
+    with open(os.path.join(path, "probe"), "w"):
+      return None  # chmod does not stop this user (root).
+  except PermissionError:
+    return path
+
+
+def _run(bindings, gin_files, model_dir):
+  command = [sys.executable, "-m", "l2t_tf.main"]
+  command += [f"--gin_file={f}" for f in gin_files]
+  command += [f"--gin_bindings={b}" for b in
+              [f"train_eval.model_dir = '{model_dir}'"] + FAST + bindings]
+  return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+class UserErrorsTest(tf.test.TestCase):
+
+  def test_each_bad_input_is_one_error_line_and_exit_code_2(self):
+    base = self.get_temp_dir()
+    read_only = _read_only_directory(base)
+    cases = [c for c in CASES
+             if read_only or not any(READ_ONLY in b for b in c[0])]
+    if read_only is None:
+      print("Skipped the read-only model_dir: this user (root) writes "
+            "through chmod 0o555.")
+
+    def run(i):
+      bindings, gin_files, _ = cases[i]
+      bindings = [b.replace(READ_ONLY, read_only or "") for b in bindings]
+      return _run(bindings, gin_files, os.path.join(base, f"run_{i}"))
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      outputs = list(pool.map(run, range(len(cases))))
+    for (bindings, _, culprit), out in zip(cases, outputs):
+      with self.subTest(bindings=bindings):
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        self.assertEqual(out.returncode, 2, out.stderr[-2000:])
+        self.assertLen(lines, 1, out.stderr[-2000:])
+        self.assertStartsWith(lines[0], "error: ")
+        self.assertIn(culprit, lines[0])
+        self.assertNotIn("Traceback", out.stderr + out.stdout)
+
+
+class ChecksTest(tf.test.TestCase):
+
+  def test_integers_refuse_floats_strings_and_booleans(self):
+    self.assertEqual(checks.integer("T.n", np.int64(3), 1), 3)
+    self.assertIsNone(checks.integer("T.n", None, 1, optional=True))
+    for bad in (2.5, 3.0, "3", True, 0, None):
+      with self.subTest(value=bad), self.assertRaisesRegex(
+          errors.UserError, r"^T\.n must be an integer >= 1, got "):
+        checks.integer("T.n", bad, 1)
+
+  def test_numbers_are_finite_and_in_their_interval(self):
+    self.assertEqual(checks.number("T.r", np.float32(0.5), 0, 1), 0.5)
+    self.assertEqual(checks.number("T.p", 1, 0, 1, (True, True)), 1.0)
+    for bad in (0, 1, -0.1, float("nan"), float("inf"), "half", None, True):
+      with self.subTest(value=bad), self.assertRaisesRegex(
+          errors.UserError, r"T\.r must be a finite number in \(0, 1\)"):
+        checks.number("T.r", bad, 0, 1)
+
+  def test_flags_are_booleans(self):
+    self.assertTrue(checks.boolean("T.f", np.bool_(True)))
+    for bad in ("no", "False", 0, None):
+      with self.subTest(value=bad), self.assertRaisesRegex(
+          errors.UserError, "T.f must be True or False"):
+        checks.boolean("T.f", bad)
+
+  def test_a_read_only_model_dir_is_found_by_writing(self):
+    read_only = _read_only_directory(self.get_temp_dir())
+    if read_only is None:
+      self.skipTest("this user (root) writes through chmod 0o555")
+    with self.assertRaisesRegex(errors.UserError, "cannot|not a directory"):
+      checks.writable_directory("train_eval.model_dir",
+                                os.path.join(read_only, "run"))
+
+  def test_a_writable_model_dir_is_created_and_left_clean(self):
+    path = os.path.join(self.get_temp_dir(), "new", "run")
+    self.assertEqual(checks.writable_directory("m", path), path)
+    self.assertEqual(os.listdir(path), [])
+
+  def test_call_names_a_factory_of_another_task(self):
+    def head(feature_shapes, num_classes, dtype=None):
+      return feature_shapes, num_classes, dtype
+    with self.assertRaisesRegex(
+        errors.UserError, "T.student = @head does not fit this task: it "
+        "takes no argument input_shape; it needs feature_shapes"):
+      checks.call("T.student", head, input_shape=(8, 8, 1), num_classes=10)
+
+  def test_call_keeps_a_type_error_from_inside_the_factory(self):
+    def student(input_shape, num_classes):
+      return len(num_classes)  # A bug, not the user's.
+    with self.assertRaises(TypeError) as raised:
+      checks.call("T.student", student, input_shape=(8,), num_classes=10)
+    self.assertNotIsInstance(raised.exception, errors.UserError)
+
+  def test_pspnet_backbone_weights_that_are_not_weights(self):
+    path = os.path.join(self.get_temp_dir(), "resnet50_notop.h5")
+    with open(path, "w") as f:
+      f.write("not HDF5")
+    with self.assertRaisesRegex(errors.UserError,
+                                "pspnet.backbone_weights = .*ResNet50"):
+      pspnet.load_backbone_weights(keras.Sequential(), path, 50, 64)
+
+
+if __name__ == "__main__":
+  tf.test.main()
