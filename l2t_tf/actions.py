@@ -25,6 +25,7 @@ import tqdm
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import loss_surface
+from l2t_tf import strict_json
 
 #: Per-round diagnostics kept in history.json (issue 12; rounds).
 ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
@@ -140,7 +141,7 @@ class History(Action):
     self.data["train_time_s"] = train_time_s
     temporary = self.path + ".tmp"
     with tf.io.gfile.GFile(temporary, "w") as f:
-      json.dump(self.data, f)
+      strict_json.dump(self.data, f)
     tf.io.gfile.rename(temporary, self.path, overwrite=True)
 
 

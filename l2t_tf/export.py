@@ -11,6 +11,8 @@ import os
 import keras
 import tensorflow as tf
 
+from l2t_tf import strict_json
+
 
 class _DLNModule(tf.Module):
 
@@ -31,7 +33,7 @@ def export_dln(dln, path, description=None):
           "dtype": dln.compute_dtype}
   info.update(description or {})
   with tf.io.gfile.GFile(os.path.join(path, "dln.json"), "w") as f:
-    json.dump(info, f, indent=1, default=str)
+    strict_json.dump(info, f, indent=1, default=str)
   return path
 
 

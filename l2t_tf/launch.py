@@ -28,6 +28,8 @@ import time
 from absl import app
 from absl import flags
 
+from l2t_tf import strict_json
+
 flags.DEFINE_integer("num_workers", 2, "Local worker processes to start.")
 flags.DEFINE_float("collective_timeout_s", 60.0,
                    "Seconds a collective waits for a dead or stalled peer.")
@@ -58,8 +60,8 @@ def free_ports(count):
 def tf_configs(num_workers):
   """One TF_CONFIG JSON string per worker of a localhost cluster."""
   workers = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
-  return [json.dumps({"cluster": {"worker": workers},
-                      "task": {"type": "worker", "index": i}})
+  return [strict_json.dumps({"cluster": {"worker": workers},
+                             "task": {"type": "worker", "index": i}})
           for i in range(num_workers)]
 
 

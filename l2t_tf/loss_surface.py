@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import dln as dln_lib
+from l2t_tf import strict_json
 
 SNAPSHOT_DIR = "dln_snapshots"
 
@@ -67,7 +68,7 @@ def save_snapshot(dln, model_dir, epoch):
   tf.io.gfile.makedirs(directory)
   path = os.path.join(directory, f"epoch_{epoch:03d}.npz")
   buffer = io.BytesIO()
-  np.savez(buffer, config=json.dumps(dln.get_config(), default=str),
+  np.savez(buffer, config=strict_json.dumps(dln.get_config(), default=str),
            **{f"w{i}": v.numpy() for i, v in enumerate(dln.variables)})
   with tf.io.gfile.GFile(path, "wb") as f:
     f.write(buffer.getvalue())

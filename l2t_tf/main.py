@@ -7,11 +7,15 @@ r"""Runs an L2T-DLN experiment from gin files.
 A --gin_file is a path, or the name of a gin file shipped in
 `l2t_tf/gin_configs` (found from any directory).
 
-The last line on stdout is one JSON object with the results. Several
-workers (`get_strategy.name = 'multi_worker'`, cluster in TF_CONFIG; see
-`l2t_tf.launch`) run this same command; only the chief prints the results.
+The last line on stdout is one JSON object with the results (strict JSON:
+a NaN or infinite result is null, listed in "non_finite"). A user's mistake
+(a bad binding, an unusable model_dir) is one line "error: ..." on stderr
+and exit code 2.
+
+Several workers (`get_strategy.name = 'multi_worker'`, cluster in TF_CONFIG;
+see `l2t_tf.launch`) run this same command; only the chief prints the
+results.
 """
-import json
 import logging
 import os
 import sys
@@ -23,6 +27,7 @@ import tensorflow as tf
 
 from l2t_tf import config
 from l2t_tf import strategy as strategy_lib
+from l2t_tf import strict_json
 from l2t_tf import tf_startup
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf import trainer as trainer_lib
@@ -45,11 +50,6 @@ def _without_gin_context(error):
                    if not line.strip().startswith("In call to"))
 
 
-def main(argv):
-  del argv
-  tf_logger = logging.getLogger("tensorflow")
-  tf_logger.setLevel(logging.WARNING)
-  tf_startup.drop_tensorflow_python_info(absl_logging.get_absl_handler())
 def _one_line(error):
   """A user error's message on one line (gin's parse errors have several)."""
   return " ".join(line.strip()
@@ -57,16 +57,21 @@ def _one_line(error):
                   if line.strip())
 
 
+def main(argv):
+  del argv
+  tf_logger = logging.getLogger("tensorflow")
+  tf_logger.setLevel(logging.WARNING)
+  tf_startup.drop_tensorflow_python_info(absl_logging.get_absl_handler())
   try:
     config.parse(FLAGS.gin_file or [config.DEFAULT_GIN_FILE],
                  FLAGS.gin_bindings)
     results = train_eval_lib.train_eval(
         override_config=FLAGS.override_config)
   except config.UserError as e:
-    sys.stderr.write(f"error: {_without_gin_context(e)}\n")
+    sys.stderr.write(f"error: {_one_line(e)}\n")
     sys.exit(2)
   except strategy_lib.WorkerLost as e:
-    sys.stderr.write(f"error: {_one_line(e)}\n")
+    sys.stderr.write(f"error: {_without_gin_context(e)}\n")
     sys.exit(3)
   except tf.errors.AlreadyExistsError as e:
     # A TensorFlow graph-optimiser (grappler) bug on the gradient of the
@@ -91,7 +96,7 @@ def _one_line(error):
   if results.get("worker", 0):
     return  # The chief (worker 0) prints the results.
   summary = {k: v for k, v in results.items() if k != "history"}
-  print(json.dumps(summary, sort_keys=True))
+  print(strict_json.dumps(summary, sort_keys=True))
 
 
 if __name__ == "__main__":

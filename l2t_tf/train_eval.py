@@ -2,13 +2,13 @@
 
 `train_eval()` builds the strategy and the task, runs the `Trainer` (which
 resumes from `model_dir` if a checkpoint is there), exports the learned DLN
-as a SavedModel, writes `results.json` and the operative gin config into
+as a SavedModel, writes `results.json` (strict JSON, `strict_json`: NaN
+results are null, listed in "non_finite") and the operative gin config into
 `model_dir`, and returns the results dict (printed by `main.py` as the last
 stdout line). With several workers only the chief writes files and logs; the
 others export into a temporary directory they delete (saving is collective).
 """
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +22,7 @@ from l2t_tf import export
 from l2t_tf import run_config
 from l2t_tf import run_lock
 from l2t_tf import strategy as strategy_lib
+from l2t_tf import strict_json
 from l2t_tf import trainer as trainer_lib
 from l2t_tf.tasks import classification
 
@@ -76,7 +77,7 @@ def _train_eval(model_dir, task, distribution, chief, extra_results,
   results.update(extra_results or {})
   if chief:
     with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:
-      json.dump(results, f, indent=1)
+      strict_json.dump(results, f, indent=1)
   return results
 
 
