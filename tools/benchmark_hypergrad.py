@@ -17,7 +17,6 @@ and the levers used (issue 13; `tools/speed_vs_peer.py --levers` compares them):
 TF_ENABLE_ONEDNN_OPTS from the environment.
 """
 import functools
-import json
 import os
 import resource
 import statistics
@@ -35,6 +34,7 @@ import tensorflow as tf
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
 from l2t_tf import experiment
+from l2t_tf import strict_json
 from l2t_tf.students import cifar_resnet
 from l2t_tf.tasks import synthetic
 
@@ -120,7 +120,7 @@ def main(argv):
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   plain = _plain_step_seconds(task, keras.models.clone_model(student), rng,
                               max(2 * n, 10))
-  print(json.dumps({
+  print(strict_json.dumps({
       "depth": FLAGS.depth, "width": FLAGS.width, "unroll": n,
       "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
       "val_batch_size": FLAGS.val_batch_size,

@@ -13,7 +13,6 @@ warm-up round (tracing excluded). Output keys: round_s (median), trace_s
 process, which includes the graph's activations), traces.
 """
 import functools
-import json
 import os
 import resource
 import statistics
@@ -30,6 +29,7 @@ from l2t_tf import dln_updaters
 from l2t_tf import experiment
 from l2t_tf.students import pspnet
 from l2t_tf.tasks import segmentation
+from l2t_tf import strict_json
 
 import benchmark_flags  # tools/, a sibling of this script.
 
@@ -79,7 +79,7 @@ def main(argv):
     result = rounds(train, val)
     times.append(time.perf_counter() - start)
   round_s = statistics.median(times[1:])
-  print(json.dumps({
+  print(strict_json.dumps({
       "crop": FLAGS.crop, "depth": FLAGS.depth, "width": FLAGS.width,
       "unroll": n, "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
       "dln_pixel_stride": FLAGS.dln_pixel_stride,

@@ -427,6 +427,8 @@ def main(flags_):
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   plain = plain_step_seconds(plain_student, generator, flags_.classes,
                              flags_.batch_size, max(2 * n, 10))
+  # Strict JSON (timings and settings: a NaN is a bug, refused). Not
+  # l2t_tf.strict_json: importing l2t_tf would load TensorFlow in here.
   print(json.dumps({
       "depth": flags_.depth, "width": flags_.width, "unroll": n,
       "mode": "unrolled", "batch_size": flags_.batch_size,
@@ -438,7 +440,7 @@ def main(flags_):
       "framework": "torch", "torch_version": torch.__version__,
       "threads": threads,
       "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-  }))
+  }, allow_nan=False))
 
 
 if __name__ == "__main__":

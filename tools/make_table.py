@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from l2t_tf import strict_json
+
 
 def load_cell(pattern):
   """results.json dicts of the model directories matching `pattern`."""
@@ -121,7 +123,7 @@ def main(argv=None):
     with open(f"{args.output}.md", "w") as f:
       f.write(table)
     with open(f"{args.output}.json", "w") as f:
-      json.dump({"title": args.title, "rows": [
+      strict_json.dump({"title": args.title, "rows": [
           dict(label=label, **cell) for label, cell in rows]}, f, indent=1)
   print(table)
   return rows

@@ -12,7 +12,6 @@ prints one JSON object: test accuracy per loss and seed, their means, and
 the difference DLN - CE in points.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -23,6 +22,7 @@ import numpy as np
 
 import l2t_tf
 from l2t_tf.data import digits
+from l2t_tf import strict_json
 
 
 def _arrays(split):
@@ -72,7 +72,7 @@ def main(argv=None):
                      for seed in range(args.seeds)]
               for name, loss in losses.items()}
   means = {name: float(np.mean(v)) for name, v in accuracy.items()}
-  print(json.dumps({
+  print(strict_json.dumps({
       "test_accuracy": accuracy, "mean_test_accuracy": means,
       "dln_minus_ce_points": {p: 100 * (means[p] - means["cross_entropy"])
                               for p in args.dln},

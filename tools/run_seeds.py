@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from l2t_tf import strict_json
+
 ACCURACY_KEYS = ("test_accuracy", "comparison_test_accuracy")
 
 
@@ -114,9 +116,9 @@ def main(argv=None):
   command = shlex.join(["python", "tools/run_seeds.py"] +
                        (sys.argv[1:] if argv is None else list(argv)))
   with open(os.path.join(output_dir, "results.json"), "w") as f:
-    json.dump({"gin_files": args.gin_file, "gin_bindings": args.gin_bindings,
-               "command": command, "summary": summary, "per_seed": per_seed},
-              f, indent=1)
+    strict_json.dump({"gin_files": args.gin_file,
+                      "gin_bindings": args.gin_bindings, "command": command,
+                      "summary": summary, "per_seed": per_seed}, f, indent=1)
   table = markdown(name, per_seed, summary, command)
   with open(os.path.join(output_dir, "results.md"), "w") as f:
     f.write(table)

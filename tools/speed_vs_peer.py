@@ -33,6 +33,8 @@ import sys
 from absl import app
 from absl import flags
 
+from l2t_tf import strict_json
+
 import benchmark_flags  # tools/, a sibling of this script.
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,7 +130,7 @@ def main(argv):
       runs.append(_run(framework, lever))
   plain = lambda f: [r for r in runs if r["framework"] == f and not r["lever"]]
   ours, torch = _summary(plain("ours")), _summary(plain("torch"))
-  print(json.dumps({
+  print(strict_json.dumps({
       "settings": {name: getattr(FLAGS, name) for name in SHARED + (
           "mode", "repeats", "threads", "extra_ours", "extra_torch")},
       "ours": ours, "torch": torch,

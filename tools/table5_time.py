@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from l2t_tf import strict_json
+
 BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          "benchmark_hypergrad.py")
 MODES = ("auto", "unrolled", "reverse")
@@ -196,11 +198,12 @@ def write(rows, args, command, machine, date, elapsed_s):
   if directory:
     os.makedirs(directory, exist_ok=True)
   with open(f"{args.output}.json", "w") as f:
-    json.dump({"command": command, "machine": machine, "date": date,
-               "elapsed_s": round(elapsed_s, 1), "depth": args.depth,
-               "width": args.width, "rounds": args.rounds, "mode": args.mode,
-               "auto_unrolled_max_n": AUTO_UNROLLED_MAX_N, "rows": rows},
-              f, indent=1)
+    strict_json.dump(
+        {"command": command, "machine": machine, "date": date,
+         "elapsed_s": round(elapsed_s, 1), "depth": args.depth,
+         "width": args.width, "rounds": args.rounds, "mode": args.mode,
+         "auto_unrolled_max_n": AUTO_UNROLLED_MAX_N, "rows": rows},
+        f, indent=1)
   table = markdown(rows, args, command, machine, date, elapsed_s)
   with open(f"{args.output}.md", "w") as f:
     f.write(table)
