@@ -91,33 +91,53 @@ class StrictJsonTest(tf.test.TestCase):
                      '{"a": "x"}')
 
 
-class DivergedRunTest(tf.test.TestCase):
+# `python -m l2t_tf.main` whose evaluations report an overflowed test loss
+# (+inf) and a NaN one for the comparison student. A diverged student stops
+# the run (trainer.Diverged), so these come from evaluation: a loss that
+# overflows on the test set while training stayed in bounds.
+_NON_FINITE_MAIN = """
+from absl import app
+from l2t_tf import main
+from l2t_tf.tasks import classification
+real = classification.ClassificationTask.evaluate
+calls = []
+def evaluate(self, student, dataset):
+  calls.append(1)
+  loss = float("inf") if len(calls) % 2 else float("nan")
+  return dict(real(self, student, dataset), test_loss=loss)
+classification.ClassificationTask.evaluate = evaluate
+app.run(main.main)
+"""
 
-  def test_a_diverged_run_prints_and_writes_strict_json(self):
-    # lr 1e6: the comparison student's test loss is NaN after 2 steps.
-    model_dir = os.path.join(self.get_temp_dir(), "diverged")
+
+class NonFiniteRunTest(tf.test.TestCase):
+
+  def test_a_run_with_non_finite_results_prints_and_writes_strict_json(self):
+    model_dir = os.path.join(self.get_temp_dir(), "non_finite")
     bindings = [f"train_eval.model_dir = '{model_dir}'",
-                "Trainer.student_learning_rate = 1e6",
                 "Trainer.teacher_epochs = 1", "Trainer.rounds_per_epoch = 1",
                 "Trainer.unroll_length = 2", "Trainer.batch_size = 10",
                 "Trainer.validation_batch_size = 50",
                 "Trainer.progress = False", "digits_cnn.widths = (4, 8, 8)"]
     out = subprocess.run(
-        [sys.executable, "-m", "l2t_tf.main"] +
+        [sys.executable, "-c", _NON_FINITE_MAIN] +
         [f"--gin_bindings={b}" for b in bindings],
         capture_output=True, text=True, timeout=600)
     self.assertEqual(out.returncode, 0, out.stderr[-3000:])
     line = strict_loads(out.stdout.strip().splitlines()[-1])
-    self.assertIn("comparison_test_loss", line["non_finite"])
-    for key in line["non_finite"]:
-      self.assertIsNone(line[key])
+    self.assertCountEqual(line["non_finite"],
+                          ["test_loss", "comparison_test_loss"])
+    self.assertIsNone(line["test_loss"])
+    self.assertIsNone(line["comparison_test_loss"])
+    self.assertGreater(line["test_accuracy"], 0.0)  # Finite: kept.
     with open(os.path.join(model_dir, "results.json")) as f:
       results = strict_loads(f.read())
     self.assertIn("history.0.comparison_test_loss", results["non_finite"])
-    self.assertIsNone(results["history"][0]["comparison_test_loss"])
+    self.assertIsNone(results["history"][0]["test_loss"])
     with open(os.path.join(model_dir, "history.json")) as f:
       history = strict_loads(f.read())
-    self.assertIn("epochs.0.comparison_test_loss", history["non_finite"])
+    self.assertEqual(history["non_finite"],
+                     ["epochs.0.test_loss", "epochs.0.comparison_test_loss"])
 
 
 if __name__ == "__main__":
