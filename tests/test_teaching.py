@@ -213,8 +213,12 @@ class GuardAndDensityTest(tf.test.TestCase):
     self.assertEqual(kept_metrics["update_accepted"], 1.0)
 
   def test_properness_guard_rejects_an_improper_dln(self):
-    """No DLN is proper on more than the whole square: q > 1 rejects all."""
-    trainer = self._trainer(update_guard_min_properness=1.5)
+    """No DLN is proper on more than the whole square: q > 1 rejects all.
+
+    (A binding accepts q in [0, 1] only; the round's attribute is set here.)
+    """
+    trainer = self._trainer(update_guard_min_properness=1.0)
+    trainer.round.guard_min_properness = 1.5
     data, _ = trainer.epoch_rounds(0)
     train, val = next(iter(data))
     before = [v.numpy() for v in trainer.dln.trainable_variables]
