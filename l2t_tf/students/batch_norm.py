@@ -72,6 +72,35 @@ def _sync_context():
   return ctx
 
 
+#: The statistics' all-reduces carry no per-op timeout: TensorFlow starts a
+#: watchdog thread per timed collective op that sleeps for the whole timeout,
+#: i.e. timeout x collectives per second threads, and a BatchNorm student
+#: issues ~8 all-reduces per BatchNorm per hypergradient step (measured: at
+#: a 60 s timeout the digits workers ran out of threads in round 12).
+_NO_TIMEOUT = tf.distribute.experimental.CommunicationOptions(
+    timeout_seconds=0)
+
+
+def _all_reduce_sum(ctx, x):
+  """SUM of x over the replicas of `ctx`, without a per-op timeout.
+
+  The gradient is the same all-reduce of the cotangent (as for
+  `ctx.all_reduce`, whose own gradient would restore the timeout), so it is
+  differentiable in every order.
+
+  Args:
+    ctx: a `tf.distribute.ReplicaContext`.
+    x: a tensor, the same shape on every replica.
+  Returns:
+    sum_r x_r, shaped like x.
+  """
+  @tf.custom_gradient
+  def all_reduce(x):
+    total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, x, options=_NO_TIMEOUT)
+    return total, lambda cotangent: _all_reduce_sum(ctx, cotangent)
+  return all_reduce(x)
+
+
 def _global_moments(inputs, axes, ctx):
   """Mean and biased variance over the global batch; shapes of `axes` dropped.
 
@@ -89,12 +118,12 @@ def _global_moments(inputs, axes, ctx):
   """
   total = tf.reduce_sum(inputs, axis=axes, keepdims=True)
   count = tf.cast(tf.size(inputs) // tf.size(total), inputs.dtype)
-  packed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.concat(
+  packed = _all_reduce_sum(ctx, tf.concat(
       [tf.reshape(total, [-1]), count[None]], axis=0))
   count = tf.stop_gradient(packed[-1])
   mean = tf.reshape(packed[:-1], total.shape) / count
   squares = tf.reduce_sum(tf.square(inputs - mean), axis=axes)
-  variance = ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
+  variance = _all_reduce_sum(ctx, squares) / count
   return tf.squeeze(mean, axes), variance
 
 
