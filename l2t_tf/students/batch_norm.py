@@ -37,13 +37,17 @@ MultiWorkerMirroredStrategy), the batch mean and variance are those of the
 global batch, as on one device (`_global_moments`): one all-reduce (SUM) of
 the per-replica sums of x and counts gives the mean, a second one of the
 sums of (x - mean)^2 the variance; the mean keeps its gradient, as above.
-`ReplicaContext.all_reduce` is differentiable in every order (its gradient
-all-reduces the cotangent, again with a gradient), so replica r's tape
+The all-reduce (`_all_reduce_sum`) is differentiable in every order (its
+gradient all-reduces the cotangent, again with a gradient), so replica r's tape
 gives d(sum of all replicas' losses)/d(its inputs), and the MEAN of the
 replicas' gradients (`hypergradient.student_gradient`) is the full-batch
 gradient, Hessian-vector products and hypergradients included. The moving
 statistics follow the global statistics, so replicas stay identical. With
 one replica (or outside a replica context) nothing changes, bit for bit.
+These all-reduces carry no per-op timeout (`_NO_TIMEOUT`; the gradient's
+all-reduce keeps `get_strategy.collective_timeout_s`): a dead worker still
+stops the others at once (connection reset), a stalled one through
+TensorFlow's coordination-service heartbeats (measured: 7 s after SIGSTOP).
 """
 import contextlib
 
