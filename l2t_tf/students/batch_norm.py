@@ -29,6 +29,25 @@ Measured on the narrow ResNet8 (`tools/speed_vs_peer.py --levers=all`): the plai
 a few per cent faster, the teaching round no faster, because the round's
 cost is the backward pass and its derivative, which stay composite. Hence
 off by default; it also changes float32 results in the last bits.
+
+Synchronised statistics (issue 15; on by default, `sync=False` or the gin
+binding `sync_batch_norm.enabled = False` for per-replica statistics). In
+training mode inside a replica context of R > 1 replicas (MirroredStrategy,
+MultiWorkerMirroredStrategy), the batch mean and variance are those of the
+global batch, as on one device (`_global_moments`): one all-reduce (SUM) of
+the per-replica sums of x and counts gives the mean, a second one of the
+sums of (x - mean)^2 the variance; the mean keeps its gradient, as above.
+The all-reduce (`_all_reduce_sum`) is differentiable in every order (its
+gradient all-reduces the cotangent, again with a gradient), so replica r's tape
+gives d(sum of all replicas' losses)/d(its inputs), and the MEAN of the
+replicas' gradients (`hypergradient.student_gradient`) is the full-batch
+gradient, Hessian-vector products and hypergradients included. The moving
+statistics follow the global statistics, so replicas stay identical. With
+one replica (or outside a replica context) nothing changes, bit for bit.
+These all-reduces carry no per-op timeout (`_NO_TIMEOUT`; the gradient's
+all-reduce keeps `get_strategy.collective_timeout_s`): a dead worker still
+stops the others at once (connection reset), a stalled one through
+TensorFlow's coordination-service heartbeats (measured: 7 s after SIGSTOP).
 """
 import contextlib
 
@@ -43,6 +62,75 @@ def fused_batch_norm(enabled=False):
   return bool(enabled)
 
 
+@gin.configurable
+def sync_batch_norm(enabled=True):
+  """Gin knob: the default of `BatchNormalization(sync=None)`."""
+  return bool(enabled)
+
+
+def _sync_context():
+  """The replica context if it spans several replicas, else None."""
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None or ctx.num_replicas_in_sync == 1:
+    return None
+  return ctx
+
+
+#: The statistics' all-reduces carry no per-op timeout: TensorFlow starts a
+#: watchdog thread per timed collective op that sleeps for the whole timeout,
+#: i.e. timeout x collectives per second threads, and a BatchNorm student
+#: issues ~8 all-reduces per BatchNorm per hypergradient step (measured: at
+#: a 60 s timeout the digits workers ran out of threads in round 12).
+_NO_TIMEOUT = tf.distribute.experimental.CommunicationOptions(
+    timeout_seconds=0)
+
+
+def _all_reduce_sum(ctx, x):
+  """SUM of x over the replicas of `ctx`, without a per-op timeout.
+
+  The gradient is the same all-reduce of the cotangent (as for
+  `ctx.all_reduce`, whose own gradient would restore the timeout), so it is
+  differentiable in every order.
+
+  Args:
+    ctx: a `tf.distribute.ReplicaContext`.
+    x: a tensor, the same shape on every replica.
+  Returns:
+    sum_r x_r, shaped like x.
+  """
+  @tf.custom_gradient
+  def all_reduce(x):
+    total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, x, options=_NO_TIMEOUT)
+    return total, lambda cotangent: _all_reduce_sum(ctx, cotangent)
+  return all_reduce(x)
+
+
+def _global_moments(inputs, axes, ctx):
+  """Mean and biased variance over the global batch; shapes of `axes` dropped.
+
+  Two passes, each one all-reduce (SUM) over the replicas of `ctx`:
+  mean = sum_r sum(x_r) / sum_r n_r, then
+  variance = sum_r sum((x_r - mean)^2) / sum_r n_r, the single-device
+  formula; n_r is replica r's count of reduced elements.
+
+  Args:
+    inputs: this replica's x, e.g. [B_r, H, W, C].
+    axes: the reduced axes, e.g. [0, 1, 2].
+    ctx: a `tf.distribute.ReplicaContext`.
+  Returns:
+    (mean, variance), e.g. [C] each, equal on every replica.
+  """
+  total = tf.reduce_sum(inputs, axis=axes, keepdims=True)
+  count = tf.cast(tf.size(inputs) // tf.size(total), inputs.dtype)
+  packed = _all_reduce_sum(ctx, tf.concat(
+      [tf.reshape(total, [-1]), count[None]], axis=0))
+  count = tf.stop_gradient(packed[-1])
+  mean = tf.reshape(packed[:-1], total.shape) / count
+  squares = tf.reduce_sum(tf.square(inputs - mean), axis=axes)
+  variance = _all_reduce_sum(ctx, squares) / count
+  return tf.squeeze(mean, axes), variance
+
+
 @keras.saving.register_keras_serializable(package="l2t_tf")
 class BatchNormalization(keras.layers.BatchNormalization):
   """`keras.layers.BatchNormalization` with second-order-exact moments.
@@ -50,28 +138,42 @@ class BatchNormalization(keras.layers.BatchNormalization):
   Args:
     fused: run FusedBatchNormV3 in training mode where it applies (float32,
       rank-4 inputs normalised over the last axis, no mask, renorm or
-      synchronisation); see the module docstring. None: `fused_batch_norm()`.
+      synchronisation across replicas); see the module docstring. None:
+      `fused_batch_norm()`.
+    sync: in training mode with several replicas, normalise with the
+      global batch's statistics (else each replica's own); see the module
+      docstring. None: `sync_batch_norm()`. Keras' `synchronized=True`
+      implies it (with these exact moments instead of Keras' own). A mask
+      (Keras' masked moments) keeps per-replica statistics.
     **kwargs: `keras.layers.BatchNormalization`'s.
   """
 
-  def __init__(self, fused=None, **kwargs):
+  def __init__(self, fused=None, sync=None, **kwargs):
     super().__init__(**kwargs)
     self.fused = fused_batch_norm() if fused is None else bool(fused)
+    self.sync = sync_batch_norm() if sync is None else bool(sync)
 
   def get_config(self):
-    return dict(super().get_config(), fused=self.fused)
+    return dict(super().get_config(), fused=self.fused, sync=self.sync)
+
+  def _sync_context(self):
+    """The replica context to synchronise over, or None."""
+    return _sync_context() if self.sync or self.synchronized else None
 
   def _fusable(self, inputs, training, mask):
     return (self.fused and training and self.trainable and mask is None
-            and not self.synchronized and not self.renorm
+            and self._sync_context() is None and not self.renorm
             and inputs.shape.rank == 4 and self.axis in (3, -1)
             and inputs.dtype == tf.float32
             and self.compute_dtype == "float32")
 
   def _moments(self, inputs, mask):
-    if mask is not None or self.synchronized:
+    if mask is not None:
       return super()._moments(inputs, mask)
     axes = self._reduction_axes
+    ctx = self._sync_context()
+    if ctx is not None:
+      return _global_moments(inputs, axes, ctx)
     mean = tf.reduce_mean(inputs, axis=axes, keepdims=True)
     variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes)
     return tf.squeeze(mean, axes), variance
