@@ -43,15 +43,6 @@ DEVICES = ["/cpu:0", "/cpu:1"]
 LR = 0.5
 
 
-def _max_diff(xs, ys, relative=False):
-  """max |x - y| over the pairs; relative: each over max(1, max |x|)."""
-  def one(x, y):
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    scale = max(1.0, float(np.max(np.abs(x)))) if relative else 1.0
-    return float(np.max(np.abs(x - y))) / scale
-  return max(one(x, y) for x, y in zip(xs, ys))
-
-
 def _trainer(model_dir, sync, strategy=None, mode="unrolled"):
   """`trainer_testlib.tiny_trainer` of the BatchNorm student, sync bound."""
   gin.clear_config()
@@ -62,25 +53,8 @@ def _trainer(model_dir, sync, strategy=None, mode="unrolled"):
 
 
 def _compare_trainers(single, mirrored, rounds):
-  """Largest differences of stage I+II, then of two full rounds."""
-  train, val = rounds[0]
-  first = tuple(t[0] for t in train)
-  s1 = single.round._stage1(first, val)  # pylint: disable=protected-access
-  m1 = mirrored.round._stage1(first, val)  # pylint: disable=protected-access
-  report = {"hypergradient_norm": float(s1["hypergradient_norm"]),
-            "hypergradient_diff": _max_diff(s1["gradients"], m1["gradients"]),
-            "validation_error_diff": abs(float(s1["validation_error"]) -
-                                         float(m1["validation_error"]))}
-  metric_diffs = []
-  for train, val in rounds[1:]:
-    a = single.round(train, val).diagnostics
-    b = mirrored.round(train, val).diagnostics
-    metric_diffs += [abs(a[k] - b[k]) for k in ("e1", "e2",
-                                                "hypergradient_norm")]
-  report["round_metric_diff"] = max(metric_diffs)
-  report["state_diff"] = _max_diff(single.checkpoint_variables(),
-                                   mirrored.checkpoint_variables(),
-                                   relative=True)
+  """`trainer_testlib.compare_trainers` (relative state) and test accuracy."""
+  report = lib.compare_trainers(single, mirrored, rounds, relative=True)
   accuracy = [t.task.evaluate(t.student, t.test_data)["test_accuracy"]
               for t in (single, mirrored)]
   report["test_accuracy_diff"] = abs(accuracy[0] - accuracy[1])

@@ -3,6 +3,7 @@ import functools
 
 import gin
 import keras
+import numpy as np
 import tensorflow as tf
 
 from l2t_tf import trainer as trainer_lib
@@ -40,6 +41,42 @@ def tiny_trainer(model_dir, task=None, strategy=None, **overrides):
 def state_of(trainer):
   """All learned values: students, DLN, teacher, LSTM state, counters."""
   return [v.numpy() for v in trainer.checkpoint_variables()]
+
+
+def max_diff(xs, ys, relative=False):
+  """max |x - y| over the pairs; relative: each over max(1, max |x|)."""
+  def one(x, y):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    scale = max(1.0, float(np.max(np.abs(x)))) if relative else 1.0
+    return float(np.max(np.abs(x - y))) / scale
+  return max(one(x, y) for x, y in zip(xs, ys))
+
+
+def compare_trainers(single, mirrored, rounds, relative=False):
+  """Largest differences of stage I+II on rounds[0], then of full rounds.
+
+  Keys: hypergradient_norm, hypergradient_diff, validation_error_diff,
+  round_metric_diff (e1, e2, hypergradient norm), state_diff (every
+  checkpointed variable; `relative` as in `max_diff`).
+  """
+  train, val = rounds[0]
+  first = tuple(t[0] for t in train)
+  s1 = single.round._stage1(first, val)  # pylint: disable=protected-access
+  m1 = mirrored.round._stage1(first, val)  # pylint: disable=protected-access
+  report = {"hypergradient_norm": float(s1["hypergradient_norm"]),
+            "hypergradient_diff": max_diff(s1["gradients"], m1["gradients"]),
+            "validation_error_diff": abs(float(s1["validation_error"]) -
+                                         float(m1["validation_error"]))}
+  metric_diffs = []
+  for train, val in rounds[1:]:
+    a = single.round(train, val).diagnostics
+    b = mirrored.round(train, val).diagnostics
+    metric_diffs += [abs(a[k] - b[k]) for k in ("e1", "e2",
+                                                "hypergradient_norm")]
+  report["round_metric_diff"] = max(metric_diffs)
+  report["state_diff"] = max_diff(single.checkpoint_variables(),
+                                  mirrored.checkpoint_variables(), relative)
+  return report
 
 
 class SpyTrainer(trainer_lib.Trainer):
