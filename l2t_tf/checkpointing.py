@@ -6,12 +6,11 @@ keeps its weights in Python lists (the DLN, the LSTM teacher, the L2T-DLF
 teacher): tracked through a layer, they are silently missing from the
 checkpoint. `layer_variables(layer)` names each of them by its path relative
 to the layer ('kernel_0', 'lstm_1/recurrent_kernel'); a dict of such names,
-held by a `tf.Module` or passed to a checkpoint, is saved and restored by
-key, so adding a layer or reordering construction can no longer restore one
+held by a `tf.Module` or passed to a checkpoint (both track a dict by its
+keys), is saved and restored by key, so adding a layer or reordering construction can no longer restore one
 weight into another. `restore` then fails loudly (`assert_existing_objects_
 matched`) if the checkpoint lacks a variable the program has.
 """
-import tensorflow as tf
 
 #: Keras' per-layer random-seed state (`SeedGenerator`): auto-numbered
 #: (process-dependent names) and not state of ours (no dropout is used).
@@ -42,14 +41,6 @@ def layer_variables(layer):
                        f"its sublayers explicit names.")
     named[name] = variable
   return named
-
-
-class NamedVariables(tf.Module):
-  """A checkpointable {name: tf.Variable} dict (keys are the checkpoint's)."""
-
-  def __init__(self, variables, name=None):
-    super().__init__(name=name)
-    self.by_name = dict(variables)
 
 
 def restore(checkpoint, path):
