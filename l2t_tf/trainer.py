@@ -116,6 +116,8 @@ def _validate(arguments, num_replicas):
     checks.one_of(name(key), arguments[key], choices)
   checks.integer(name("seed"), arguments["seed"], 0, maximum=2**32 - 1)
   checks.number(name("validation_ratio"), arguments["validation_ratio"], 0, 1)
+  checks.number(name("heldout_ratio"), arguments["heldout_ratio"], 0, 1,
+                closed=(True, False))
   checks.number(name("student_learning_rate"),
                 arguments["student_learning_rate"], 0)
   checks.number(name("max_abs_loss"), arguments["max_abs_loss"], 0)
@@ -142,7 +144,7 @@ class Trainer:
                method="l2t_dln", rounds_per_validation_batch=1,
                validation_bn_mode="train", update_guard=False,
                dln_warm_start=False, update_guard_min_properness=None,
-               max_abs_loss=1e6):
+               max_abs_loss=1e6, heldout_ratio=0.0):
     _validate(dict(locals()), strategy.num_replicas_in_sync)  # Arguments only.
     self.task, self.model_dir, self.strategy = task, model_dir, strategy
     self.unroll_length, self.teacher_epochs = int(unroll_length), teacher_epochs
@@ -155,6 +157,7 @@ class Trainer:
     self.learning_rate, self.max_abs_loss = student_learning_rate, max_abs_loss
     self.train_data, self.train_size = task.training_set()
     self.test_data = task.test_batches(eval_batch_size)
+    self.heldout_data = self._hold_out(float(heldout_ratio))
     self.experiment = experiment_lib.build_experiment(
         task, strategy, method=method, updater=updater,
         train_comparison=train_comparison,
@@ -205,6 +208,24 @@ class Trainer:
     return self.experiment.checkpoint_variables()
 
   # ---- data -------------------------------------------------------------
+  def _hold_out(self, ratio):
+    """Sets aside the held-out selection split (issue 16); its batches.
+
+    With `heldout_ratio` > 0 a fixed part of the training set
+    (`splits.holdout`) is removed before the epochs' train/validation
+    splits and evaluated with the test set (metrics `heldout_*`), so that a
+    setting can be chosen without the test set. None at 0 (the default).
+    """
+    if not ratio:
+      return None
+    self.train_data, heldout, self.train_size, n_heldout = splits.holdout(
+        self.train_data, self.train_size, ratio)
+    if not n_heldout:
+      raise errors.UserError(
+          f"Trainer.heldout_ratio = {ratio:g} holds out no example of the "
+          f"{self.train_size}; raise it or set it to 0.")
+    return self.task.heldout_batches(heldout, self.eval_batch_size)
+
   def epoch_rounds(self, epoch):
     """(dataset of rounds for `epoch`, number of rounds in it)."""
     train, val, n_train, n_val = splits.split(
@@ -429,12 +450,20 @@ class Trainer:
                       int(self.skipped_updates))
 
   def _evaluate(self):
-    """Test metrics of the student and (comparison_*) its comparison."""
-    results = dict(self.task.evaluate(self.student, self.test_data))
-    if self.comparison_student is not None:
-      for k, v in self.task.evaluate(self.comparison_student,
-                                     self.test_data).items():
-        results[f"comparison_{k}"] = v
+    """Test metrics of the student and (comparison_*) its comparison.
+
+    With a held-out split, also its metrics, `test_` read as `heldout_`.
+    """
+    results = {}
+    students = {"": self.student, "comparison_": self.comparison_student}
+    for prefix, student in students.items():
+      if student is None:
+        continue
+      for k, v in self.task.evaluate(student, self.test_data).items():
+        results[prefix + k] = v
+      if self.heldout_data is not None:
+        for k, v in self.task.evaluate(student, self.heldout_data).items():
+          results[prefix + k.replace("test_", "heldout_", 1)] = v
     return results
 
   def _has_pairwise_dln(self):

@@ -5,6 +5,10 @@ training part and the teacher's validation part by the validation ratio, and
 re-divided at every teacher epoch. Each example i goes to the validation part
 iff u_i < ratio with u = stateless_uniform([n], seed=(seed, epoch)), so the
 split is a pure function of (seed, epoch): a resumed run sees the same data.
+
+`holdout` sets aside a fixed part of the training set before any of this
+(issue 16): neither the student nor the teacher ever sees it, so a method's
+hyperparameters can be chosen on it without touching the test set.
 """
 import tensorflow as tf
 
@@ -15,17 +19,37 @@ def validation_mask(size, validation_ratio, seed, epoch):
   return u < validation_ratio
 
 
-def split(dataset, size, validation_ratio, seed, epoch):
-  """(train_part, validation_part, train_size, validation_size)."""
-  mask = validation_mask(size, validation_ratio, seed, epoch)
-  n_val = int(tf.reduce_sum(tf.cast(mask, tf.int64)))
+# The held-out split's seed: one fixed set for every run seed and method.
+HOLDOUT_SEED = (16, 2023)
 
-  def part(is_val):
+
+def _partition(dataset, size, mask):
+  """(examples where not mask, where mask, their sizes) of `dataset`."""
+  n_true = int(tf.reduce_sum(tf.cast(mask, tf.int64)))
+
+  def part(flag):
     return dataset.enumerate().filter(
-        lambda i, ex: tf.equal(tf.gather(mask, i), is_val)).map(
+        lambda i, ex: tf.equal(tf.gather(mask, i), flag)).map(
             lambda i, ex: ex)
 
-  return part(False), part(True), size - n_val, n_val
+  return part(False), part(True), size - n_true, n_true
+
+
+def split(dataset, size, validation_ratio, seed, epoch):
+  """(train_part, validation_part, train_size, validation_size)."""
+  return _partition(dataset, size,
+                    validation_mask(size, validation_ratio, seed, epoch))
+
+
+def holdout(dataset, size, ratio):
+  """(rest, held_out, rest_size, held_out_size): a fixed selection split.
+
+  Example i is held out iff u_i < ratio, u = stateless_uniform([size],
+  HOLDOUT_SEED): the same examples for every `Trainer.seed` and method, so
+  that settings compared on it are compared on the same data.
+  """
+  u = tf.random.stateless_uniform([size], seed=HOLDOUT_SEED, dtype=tf.float64)
+  return _partition(dataset, size, u < ratio)
 
 
 def round_batches(train_part, validation_part, unroll_length, batch_size,

@@ -75,6 +75,11 @@ class Task(abc.ABC):
     """Batched test data for `evaluate` (override for variable-size inputs)."""
     return self.test_set().map(self.preprocess_eval).batch(batch_size)
 
+  def heldout_batches(self, examples, batch_size):
+    """Batched held-out training examples (`Trainer.heldout_ratio`) for
+    `evaluate`; the test set's pipeline by default."""
+    return examples.map(self.preprocess_eval).batch(batch_size)
+
   def preprocess_eval(self, x, y):
     """Deterministic preprocessing of validation/test examples; default none."""
     return x, y

@@ -155,6 +155,13 @@ class DetectionTask(base.Task):
     return self.test_set().map(prepare, num_parallel_calls=tf.data.AUTOTUNE
                                ).batch(batch_size)
 
+  def heldout_batches(self, examples, batch_size):
+    del examples, batch_size
+    raise errors.UserError(
+        "Trainer.heldout_ratio is for classification and segmentation: the "
+        "detection metric scores COCO images against their annotation file; "
+        "leave it at 0.")
+
   def dummy_batch(self, student, batch_size=2):
     """(y, outputs) of zero features and no boxes."""
     x = [tf.zeros([batch_size] + list(i.shape[1:]), i.dtype)

@@ -169,8 +169,12 @@ class SegmentationTask(base.Task):
 
   def test_batches(self, batch_size):
     """Full-resolution (x, y) one image at a time (sizes differ)."""
+    return self.heldout_batches(self.test_set(), batch_size)
+
+  def heldout_batches(self, examples, batch_size):
+    """Full-resolution (x, y) one image at a time, as the test set."""
     del batch_size  # The sliding window batches the windows instead.
-    return self.test_set().map(
+    return examples.map(
         lambda x, y: (normalize(x), tf.cast(y, tf.int32))).batch(1)
 
   def dummy_batch(self, student, batch_size=2):
