@@ -1,5 +1,4 @@
 """The held-out selection split (issue 16): fixed, disjoint, never trained on."""
-import numpy as np
 import tensorflow as tf
 
 from l2t_tf import errors

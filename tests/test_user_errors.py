@@ -1,10 +1,15 @@
 """Every user mistake is one line "error: ..." on stderr and exit code 2.
 
-A table of bad inputs goes through `python -m l2t_tf.main`, each in its own
-subprocess with a fresh model_dir and at most 2 rounds (so that a case that
-wrongly trains still ends soon), two at a time. stderr is taken as it is:
-the package silences TensorFlow's start-up lines (`tf_startup`), and none
-may precede the error.
+A table of bad inputs, each with a fresh model_dir and at most 2 rounds (so
+that a case that wrongly trains still ends soon). Every case is checked in
+this process (`config.parse` then `train_eval`: a UserError whose one-line
+form names the culprit), and the cases of each kind of mistake (one per
+check: a Trainer argument, a configurable's argument, a gin parse error, a
+misspelt parameter, an unusable model_dir) go through `python -m
+l2t_tf.main` in subprocesses, two at a time: exit code 2, one line on
+stderr, no "Traceback". With L2T_SLOW_TESTS=1 the whole table goes through
+subprocesses. stderr is taken as it is: the package silences TensorFlow's
+start-up lines (`tf_startup`), and none may precede the error.
 """
 import concurrent.futures
 import os
@@ -16,8 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import checks
+from l2t_tf import config
 from l2t_tf import errors
+from l2t_tf import main as main_lib
+from l2t_tf import train_eval as train_eval_lib
 from l2t_tf.students import pspnet
+
+SLOW = bool(os.environ.get("L2T_SLOW_TESTS"))
 
 FAST = ["Trainer.max_rounds = 2", "Trainer.teacher_epochs = 1",
         "Trainer.progress = False"]
@@ -74,6 +84,24 @@ def _read_only_directory(parent):
     return path
 
 
+# The subprocess cases by default: one of each kind of check.
+SUBPROCESS_CASES = ("Trainer.unroll_length = 'ten'",
+                    "TeacherUpdater.hidden_units = 64",
+                    "Trainer.unroll_lenght = 3", "Trainer.unroll_length = ((2",
+                    "train_eval.model_dir = '/etc/hostname/run'")
+
+
+def _cases(read_only):
+  """The table, with the read-only directory (dropped if there is none)."""
+  if read_only is None:
+    print("Skipped the read-only model_dir: this user (root) writes "
+          "through chmod 0o555.")
+  return [([b.replace(READ_ONLY, read_only or "") for b in bindings],
+           gin_files, culprit)
+          for bindings, gin_files, culprit in CASES
+          if read_only or not any(READ_ONLY in b for b in bindings)]
+
+
 def _run(bindings, gin_files, model_dir):
   command = [sys.executable, "-m", "l2t_tf.main"]
   command += [f"--gin_file={f}" for f in gin_files]
@@ -84,18 +112,28 @@ def _run(bindings, gin_files, model_dir):
 
 class UserErrorsTest(tf.test.TestCase):
 
-  def test_each_bad_input_is_one_error_line_and_exit_code_2(self):
+  def test_each_bad_input_is_a_one_line_user_error_naming_it(self):
     base = self.get_temp_dir()
-    read_only = _read_only_directory(base)
-    cases = [c for c in CASES
-             if read_only or not any(READ_ONLY in b for b in c[0])]
-    if read_only is None:
-      print("Skipped the read-only model_dir: this user (root) writes "
-            "through chmod 0o555.")
+    for i, (bindings, gin_files, culprit) in enumerate(
+        _cases(_read_only_directory(base))):
+      with self.subTest(bindings=bindings):
+        model_dir = os.path.join(base, f"run_{i}")
+        with self.assertRaises(errors.UserError) as raised:
+          config.parse(gin_files or [config.DEFAULT_GIN_FILE], [
+              f"train_eval.model_dir = '{model_dir}'"] + FAST + bindings)
+          train_eval_lib.train_eval()
+        line = main_lib._one_line(raised.exception)  # pylint: disable=protected-access
+        self.assertNotIn("\n", line)
+        self.assertIn(culprit, line)
+
+  def test_main_prints_one_error_line_and_exits_2(self):
+    base = self.get_temp_dir()
+    cases = [c for c in _cases(_read_only_directory(base))
+             if SLOW or c[0][-1] in SUBPROCESS_CASES]
+    self.assertGreaterEqual(len(cases), len(SUBPROCESS_CASES))
 
     def run(i):
       bindings, gin_files, _ = cases[i]
-      bindings = [b.replace(READ_ONLY, read_only or "") for b in bindings]
       return _run(bindings, gin_files, os.path.join(base, f"run_{i}"))
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
