@@ -2,6 +2,8 @@
 import importlib.util
 import os
 import sys
+import threading
+import time
 
 import tensorflow as tf
 
@@ -38,28 +40,37 @@ class ProtocolTest(tf.test.TestCase):
 
   def test_fixed_loss_method_sweeps_the_student_rate_on_heldout(self):
     runner = FakeRunner({(0.1, None): 0.5, (0.03, None): 0.7,
-                         (0.3, None): 0.6})
+                         (0.3, None): 0.6, (0.01, None): 0.65})
     result = tune_methods.tune(runner, "ce", "digits_ce.gin", range(3),
                                range(5))
     self.assertEqual(result["chosen"], {LR: 0.03})
     self.assertEqual(result["default"], {LR: 0.1})
+    # 0.03 is an edge of the grid: the sweep widens once, to 0.01.
     self.assertEqual([s for s, _ in result["sweep"]],
-                     [{LR: 0.1}, {LR: 0.03}, {LR: 0.3}])
-    final_seeds = [seeds for _, seeds in runner.calls[3:]]
+                     [{LR: 0.1}, {LR: 0.03}, {LR: 0.3}, {LR: 0.01}])
+    final_seeds = [seeds for _, seeds in runner.calls[4:]]
     self.assertEqual(final_seeds, [tuple(range(5))] * 2)
 
   def test_taught_method_then_sweeps_the_teacher_rate_at_the_chosen_one(self):
     heldout = {(0.1, 1e-3): 0.5, (0.03, 1e-3): 0.4, (0.3, 1e-3): 0.6,
-               (0.3, 1e-3 / 3): 0.55, (0.3, 3e-3): 0.65}
+               (1.0, 1e-3): 0.3, (0.3, 1e-3 / 3): 0.55, (0.3, 3e-3): 0.65}
     runner = FakeRunner(heldout)
     result = tune_methods.tune(runner, "l2t_dln", "digits_l2t_dln.gin",
                                range(3), range(5))
-    self.assertLen(result["sweep"], 5)
-    teacher = [s for s, _ in result["sweep"][3:]]
+    self.assertLen(result["sweep"], 6)
+    teacher = [s for s, _ in result["sweep"][4:]]
     self.assertEqual([s[LR] for s in teacher], [0.3, 0.3])
     self.assertAllClose([s[TLR] for s in teacher], [1e-3 / 3, 3e-3])
     self.assertEqual(result["chosen"][LR], 0.3)
     self.assertAllClose(result["chosen"][TLR], 3e-3)
+
+  def test_a_better_rate_beyond_the_edge_is_chosen(self):
+    runner = FakeRunner({(0.1, None): 0.5, (0.03, None): 0.4,
+                         (0.3, None): 0.6, (1.0, None): 0.7})
+    result = tune_methods.tune(runner, "arlf", "digits_arlf.gin", range(2),
+                               range(2))
+    self.assertEqual(result["chosen"], {LR: 1.0})
+    self.assertLen(result["sweep"], 4)  # Widened once only.
 
   def test_failed_runs_score_zero_and_ties_keep_the_default(self):
     runner = FakeRunner({(0.1, None): 0.5, (0.03, None): 0.5},
@@ -73,6 +84,28 @@ class ProtocolTest(tf.test.TestCase):
     self.assertEqual(tune_methods.setting_name({LR: 0.03}), "lr0.03")
     self.assertEqual(tune_methods.setting_name({LR: 0.1, TLR: 1e-3 / 3}),
                      "lr0.1_tlr0.000333")
+
+
+class SlotsTest(tf.test.TestCase):
+
+  def test_waiting_runs_start_by_priority(self):
+    slots, order = tune_methods._Slots(1), []  # pylint: disable=protected-access
+
+    def wait(priority):
+      with slots.hold(priority):
+        order.append(priority)
+
+    with slots.hold(0):
+      threads = [threading.Thread(target=wait, args=(p,)) for p in (2, 0, 1)]
+      for thread in threads:
+        thread.start()
+      deadline = time.time() + 10
+      while len(slots._waiting) < 3 and time.time() < deadline:  # pylint: disable=protected-access
+        time.sleep(0.01)
+      self.assertEqual(order, [])  # The one slot is held.
+    for thread in threads:
+      thread.join(10)
+    self.assertEqual(order, [0, 1, 2])
 
 
 class RunnerTest(tf.test.TestCase):

@@ -11,7 +11,10 @@ The protocol, the same for every method:
    nor teacher sees it. Settings are compared on its accuracy only; the test
    set is never used to choose.
 2. Sweep the student learning rate over {0.03, 0.1, 0.3} with the method's
-   other knobs at their defaults, on the selection seeds (0, 1, 2).
+   other knobs at their defaults, on the selection seeds (0, 1). If the best
+   rate is on an edge of the grid, widen it once by the next rate on that
+   side ({0.01} or {1.0}): a loss whose gradient is ten times smaller than
+   CE's (`tools/gradient_scale.py`) is not to be judged at CE's rates.
 3. A method with a teacher (L2T-DLF, ALA, L2T-DLN) then sweeps its teacher's
    learning rate over {default / 3, default * 3} at the chosen student rate
    (coordinate-wise: 3 + 2 settings, not 3 x 3).
@@ -29,6 +32,9 @@ settings" reading), and every setting's held-out score. Runs go to
 """
 import argparse
 import concurrent.futures
+import contextlib
+import heapq
+import itertools
 import json
 import os
 import platform
@@ -49,6 +55,7 @@ from l2t_tf import strict_json  # pylint: disable=g-import-not-at-top
 
 STUDENT_LR = "Trainer.student_learning_rate"
 STUDENT_RATES = (0.1, 0.03, 0.3)  # The default first: it wins ties.
+WIDER_RATES = {0.03: 0.01, 0.3: 1.0}  # The next rate beyond each edge.
 DEFAULT_STUDENT_RATE = 0.1
 # The teacher's learning-rate binding and default of each taught method.
 TEACHER_LR = {"l2t_dlf": ("DLFTeacherUpdater.learning_rate", 1e-3),
@@ -56,6 +63,9 @@ TEACHER_LR = {"l2t_dlf": ("DLFTeacherUpdater.learning_rate", 1e-3),
               "l2t_dln": ("TeacherUpdater.learning_rate", 1e-3)}
 TEACHER_FACTORS = (1 / 3, 3.0)
 HELDOUT = "Trainer.heldout_ratio = 0.2"
+# Run order (`Runner`): the methods with the longest runs first.
+SLOWEST_FIRST = ("l2t_dln", "l2t_dlf", "ala", "arlf", "slf", "lsoftmax",
+                 "smooth01", "ce")
 SELECTION_METRIC = "heldout_accuracy"
 
 
@@ -72,6 +82,12 @@ def student_grid(method):
   teacher = TEACHER_LR.get(method)
   return [dict({STUDENT_LR: lr}, **({teacher[0]: teacher[1]} if teacher
                                     else {})) for lr in STUDENT_RATES]
+
+
+def widened_grid(method, best):
+  """The next student rate beyond `best` if it is an edge, else []."""
+  wider = WIDER_RATES.get(best[STUDENT_LR])
+  return [] if wider is None else [dict(best, **{STUDENT_LR: wider})]
 
 
 def teacher_grid(method, best):
@@ -102,12 +118,42 @@ def choose(scored):
   return next(setting for setting, s in scored if s == best)
 
 
-class Runner:
-  """Runs (method, setting, seed) once, `jobs` at a time; reuses results."""
+class _Slots:
+  """`jobs` slots, handed out by lowest priority value, then first come."""
 
-  def __init__(self, runs_dir, jobs, extra_bindings=()):
+  def __init__(self, jobs):
+    self._free, self._waiting = jobs, []
+    self._condition, self._tickets = threading.Condition(), itertools.count()
+
+  @contextlib.contextmanager
+  def hold(self, priority):
+    with self._condition:
+      ticket = (priority, next(self._tickets))
+      heapq.heappush(self._waiting, ticket)
+      while not (self._free and self._waiting[0] == ticket):
+        self._condition.wait()
+      heapq.heappop(self._waiting)
+      self._free -= 1
+      self._condition.notify_all()  # The next ticket may take a free slot.
+    try:
+      yield
+    finally:
+      with self._condition:
+        self._free += 1
+        self._condition.notify_all()
+
+
+class Runner:
+  """Runs (method, setting, seed) once, `jobs` at a time; reuses results.
+
+  Waiting runs start in the order of `priority` (method keys, first
+  first): the slowest methods' chains of sweeps then finish soonest.
+  """
+
+  def __init__(self, runs_dir, jobs, extra_bindings=(), priority=()):
     self.runs_dir, self.extra = runs_dir, list(extra_bindings)
-    self._slots = threading.Semaphore(jobs)
+    self._slots = _Slots(jobs)
+    self._priority = {key: i for i, key in enumerate(priority)}
     self._lock = threading.Lock()
 
   def model_dir(self, method, setting, seed):
@@ -131,7 +177,7 @@ class Runner:
     command = [sys.executable, "-m", "l2t_tf.main", f"--gin_file={gin_file}"]
     command += [f"--gin_bindings={b}" for b in bindings]
     os.makedirs(model_dir, exist_ok=True)
-    with self._slots:
+    with self._slots.hold(self._priority.get(method, len(self._priority))):
       self._log(f"start {method} {setting_name(setting)} seed {seed}")
       with open(os.path.join(model_dir, "log.txt"), "w") as log:
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log,
@@ -176,6 +222,9 @@ def tune(runner, method, gin_file, selection_seeds, seeds):
 
   evaluate(student_grid(method))
   best = choose(sweep)
+  if widened_grid(method, best):
+    evaluate(widened_grid(method, best))
+    best = choose(sweep)
   if teacher_grid(method, best):
     evaluate(teacher_grid(method, best))
     best = choose(sweep)
@@ -250,7 +299,7 @@ def parse_args(argv=None):
   keys = [key for key, _, _ in compare_methods.DIGITS_METHODS]
   parser.add_argument("--methods", default=",".join(keys),
                       help="comma-separated keys: " + ",".join(keys))
-  parser.add_argument("--selection_seeds", type=int, default=3)
+  parser.add_argument("--selection_seeds", type=int, default=2)
   parser.add_argument("--seeds", type=int, default=5)
   parser.add_argument("--jobs", type=int, default=2,
                       help="runs at a time (one per core is about right)")
@@ -274,12 +323,10 @@ def parse_args(argv=None):
 def main(argv=None):
   args = parse_args(argv)
   start = time.time()
-  runner = Runner(args.runs_dir, args.jobs, args.gin_bindings)
-  # The slowest methods first, so that the runs queued last are short.
-  order = sorted(compare_methods.DIGITS_METHODS,
-                 key=lambda m: m[0] not in TEACHER_LR)
-  table = {key: (label, gin) for key, label, gin in order
-           if key in args.methods}
+  table = {key: (label, gin) for key, label, gin in
+           compare_methods.DIGITS_METHODS if key in args.methods}
+  runner = Runner(args.runs_dir, args.jobs, args.gin_bindings,
+                  priority=SLOWEST_FIRST)
   selection, seeds = range(args.selection_seeds), range(args.seeds)
   with concurrent.futures.ThreadPoolExecutor(len(table)) as pool:
     tuned = dict(zip(table, pool.map(
