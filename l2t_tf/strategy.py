@@ -18,8 +18,8 @@ A lost worker stops the others instead of hanging them, in two ways:
 * `wait_for_peers`, a coordination-service barrier with the timeout
   `get_strategy.collective_timeout_s` that the trainer passes before every
   round, catches a peer that is alive but does not get there (stuck in I/O,
-  say): DeadlineExceededError naming it. The barrier is an RPC to the
-  service, no thread. A peer stuck in the middle of a round, still sending
+  say): DeadlineExceededError naming it. Before it, each peer is asked for
+  its health, so a dead one is named at once. Both are RPCs, no thread. A peer stuck in the middle of a round, still sending
   heartbeats, is not caught.
 """
 import json
@@ -131,9 +131,20 @@ def wait_for_peers(strategy, barrier_id):
     tf.errors.UnavailableError: a worker died or stopped sending heartbeats.
   """
   timeout_s = getattr(strategy, _TIMEOUT_ATTRIBUTE, None)
-  if timeout_s is not None:
-    eager_context.context().wait_at_barrier(f"l2t/{barrier_id}",
-                                            int(timeout_s * 1000))
+  if timeout_s is None:
+    return
+  timeout_ms, context = int(timeout_s * 1000), eager_context.context()
+  own = worker_index(strategy)
+  workers = len(strategy.cluster_resolver.cluster_spec().as_dict()["worker"])
+  for peer in [i for i in range(workers) if i != own]:
+    # A dead peer refuses the connection at once (the barrier would wait for
+    # the heartbeat timeout).
+    context.check_collective_ops_peer_health(
+        f"/job:worker/replica:0/task:{peer}", timeout_ms)
+  try:
+    context.wait_at_barrier(f"l2t/{barrier_id}", timeout_ms)
+  except tf.errors.InternalError as e:  # A peer's heartbeats stopped.
+    raise tf.errors.UnavailableError(None, None, str(e)) from e
 
 
 def is_chief(strategy):
