@@ -117,7 +117,7 @@ def multi_worker_strategy(collective_timeout_s):
 
 
 def wait_for_peers(strategy, barrier_id):
-  """Waits until every worker called this with `barrier_id`; at most the timeout.
+  """Waits (at most the timeout) until every worker called this with the id.
 
   A no-op unless `strategy` came from `multi_worker_strategy`. Every worker
   must pass the same ids in the same order, each id once per job.
