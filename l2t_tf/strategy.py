@@ -19,8 +19,9 @@ A lost worker stops the others instead of hanging them, in two ways:
   `get_strategy.collective_timeout_s` that the trainer passes before every
   round, catches a peer that is alive but does not get there (stuck in I/O,
   say): DeadlineExceededError naming it. Before it, each peer is asked for
-  its health, so a dead one is named at once. Both are RPCs, no thread. A peer stuck in the middle of a round, still sending
-  heartbeats, is not caught.
+  its health, so a dead one is named at once. Both are RPCs, no thread. A
+  peer stuck in the middle of a round, still sending heartbeats, is not
+  caught.
 """
 import json
 import os
