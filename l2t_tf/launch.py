@@ -9,8 +9,10 @@ Everything after `--` goes unchanged to every worker, which runs
 `get_strategy.collective_timeout_s`. Their output is prefixed `[worker i]`;
 the last stdout line is the chief's JSON results, as for `l2t_tf.main`.
 
-Ctrl-C (or SIGTERM) is passed on to every worker. If a worker dies or
-stalls, the others fail their next collective within the timeout and exit
+Ctrl-C (or SIGTERM) is passed on to every worker. If a worker dies or is
+stopped, the others' collectives fail within TensorFlow's heartbeat timeout
+(~10 s); if it stalls alive, the others fail at the barrier before the next
+round after the collective timeout (see `l2t_tf.strategy`). They exit
 naming the lost worker; the launcher then stops whatever still runs, names
 the failed worker and exits non-zero. Checkpoints already written are kept:
 running the same command again resumes. On a real cluster run `l2t_tf.main`
@@ -32,7 +34,9 @@ from l2t_tf import strict_json
 
 flags.DEFINE_integer("num_workers", 2, "Local worker processes to start.")
 flags.DEFINE_float("collective_timeout_s", 60.0,
-                   "Seconds a collective waits for a dead or stalled peer.")
+                   "Seconds a worker waits for its peers at the barrier "
+                   "before every round (a stalled peer; dead or stopped "
+                   "peers are caught by heartbeats).")
 flags.DEFINE_float("stop_grace_s", None,
                    "Seconds the other workers get to stop by themselves after "
                    "one failed (default: collective_timeout_s + 15).")
@@ -138,7 +142,7 @@ def _after_failure(workers, failed, grace_s):
   """The job is lost: give the others `grace_s` to stop, then kill them."""
   _say(f"worker {failed.index} (pid {failed.process.pid}) "
        f"{_describe(failed.poll())}; the other workers stop at their next "
-       f"collective (within the collective timeout).")
+       f"collective or barrier (heartbeats or the collective timeout).")
   stalled = _wait_all(workers, grace_s)
   _kill(stalled, f"is still running {grace_s:.0f} s after worker "
         f"{failed.index} failed: stalled")

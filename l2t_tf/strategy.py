@@ -3,9 +3,25 @@
 `default`: one device. `mirrored`: all local GPUs (or `devices`), e.g. two
 logical CPUs in tests. `multi_worker`: `MultiWorkerMirroredStrategy` over the
 cluster in the `TF_CONFIG` environment variable (design notes Sec. 5), with
-RING collectives and a collective timeout that is always set, so a dead or
-stalled worker stops the others instead of hanging them. It must be created
-before any other TensorFlow op: `train_eval` builds the strategy first.
+RING collectives. It must be created before any other TensorFlow op:
+`train_eval` builds the strategy first.
+
+A lost worker stops the others instead of hanging them, in two ways:
+
+* Its collective ops carry no per-op timeout: TensorFlow starts a watchdog
+  thread per timed collective that sleeps for the whole timeout, so a worker
+  would hold timeout x collectives per second threads. A peer that dies or
+  is stopped (SIGSTOP, a frozen host) is caught anyway, during any
+  collective, by the heartbeats of TensorFlow's coordination service, which
+  MultiWorkerMirroredStrategy starts: the collectives are aborted with
+  UnavailableError naming the peer (default heartbeat timeout: 10 s).
+* `wait_for_peers`, a coordination-service barrier with the timeout
+  `get_strategy.collective_timeout_s` that the trainer passes before every
+  round, catches a peer that is alive but does not get there (stuck in I/O,
+  say): DeadlineExceededError naming it. Before it, each peer is asked for
+  its health, so a dead one is named at once. Both are RPCs, no thread. A
+  peer stuck in the middle of a round, still sending heartbeats, is not
+  caught.
 """
 import json
 import os
@@ -13,6 +29,7 @@ import re
 
 import gin
 import tensorflow as tf
+from tensorflow.python.eager import context as eager_context
 
 from l2t_tf import errors
 
@@ -28,8 +45,10 @@ def get_strategy(name="default", devices=None,
   Args:
     name: which strategy.
     devices: devices of the 'mirrored' strategy (default: all GPUs or CPU).
-    collective_timeout_s: 'multi_worker' only: seconds a collective op may
-      wait for its peers before it fails (a dead or stalled worker).
+    collective_timeout_s: 'multi_worker' only: seconds a worker waits for
+      its peers at the barrier before every round (`wait_for_peers`) before
+      it fails (a stalled worker); dead or stopped workers are caught by
+      heartbeats, see the module docstring.
   """
   if name == "default":
     return tf.distribute.get_strategy()
@@ -66,8 +85,18 @@ def cluster_from_env():
   return cluster, task
 
 
+#: Where `multi_worker_strategy` keeps the barrier's timeout on the strategy.
+_TIMEOUT_ATTRIBUTE = "_l2t_collective_timeout_s"
+
+
 def multi_worker_strategy(collective_timeout_s):
-  """MultiWorkerMirroredStrategy over TF_CONFIG, RING, with a timeout."""
+  """MultiWorkerMirroredStrategy over TF_CONFIG, RING, untimed collectives.
+
+  Args:
+    collective_timeout_s: the timeout of `wait_for_peers` (seconds > 0).
+  Returns:
+    The strategy.
+  """
   if collective_timeout_s is None or float(collective_timeout_s) <= 0:
     raise errors.UserError(
         f"get_strategy.collective_timeout_s must be > 0 seconds (a dead or "
@@ -76,14 +105,47 @@ def multi_worker_strategy(collective_timeout_s):
   cluster_from_env()
   ring = tf.distribute.experimental.CommunicationImplementation.RING
   options = tf.distribute.experimental.CommunicationOptions(
-      implementation=ring, timeout_seconds=float(collective_timeout_s))
+      implementation=ring)  # No timeout_seconds: see the module docstring.
   try:
-    return tf.distribute.MultiWorkerMirroredStrategy(
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=options)
   except RuntimeError as e:
     raise RuntimeError(
         "MultiWorkerMirroredStrategy must be created before any other "
         f"TensorFlow op: {e}") from e
+  setattr(strategy, _TIMEOUT_ATTRIBUTE, float(collective_timeout_s))
+  return strategy
+
+
+def wait_for_peers(strategy, barrier_id):
+  """Waits (at most the timeout) until every worker called this with the id.
+
+  A no-op unless `strategy` came from `multi_worker_strategy`. Every worker
+  must pass the same ids in the same order, each id once per job.
+
+  Args:
+    strategy: the strategy of `get_strategy`.
+    barrier_id: a string naming this barrier, e.g. the round.
+  Raises:
+    tf.errors.DeadlineExceededError: a worker did not arrive within
+      `get_strategy.collective_timeout_s`; the message names it.
+    tf.errors.UnavailableError: a worker died or stopped sending heartbeats.
+  """
+  timeout_s = getattr(strategy, _TIMEOUT_ATTRIBUTE, None)
+  if timeout_s is None:
+    return
+  timeout_ms, context = int(timeout_s * 1000), eager_context.context()
+  own = worker_index(strategy)
+  workers = len(strategy.cluster_resolver.cluster_spec().as_dict()["worker"])
+  for peer in [i for i in range(workers) if i != own]:
+    # A dead peer refuses the connection at once (the barrier would wait for
+    # the heartbeat timeout).
+    context.check_collective_ops_peer_health(
+        f"/job:worker/replica:0/task:{peer}", timeout_ms)
+  try:
+    context.wait_at_barrier(f"l2t/{barrier_id}", timeout_ms)
+  except tf.errors.InternalError as e:  # A peer's heartbeats stopped.
+    raise tf.errors.UnavailableError(None, None, str(e)) from e
 
 
 def is_chief(strategy):
@@ -105,9 +167,10 @@ def is_multi_worker(strategy):
                       lambda: False)())
 
 
-# What a collective op raises when a peer died (Unavailable: socket closed,
-# or heartbeats stopped; Cancelled/Aborted once the collectives are aborted)
-# or stalled (DeadlineExceeded after collective_timeout_s).
+# What a collective op or `wait_for_peers` raises when a peer died or stopped
+# (Unavailable: socket closed, or heartbeats stopped; Cancelled/Aborted once
+# the collectives are aborted) or stalled (DeadlineExceeded after
+# collective_timeout_s at the barrier).
 COLLECTIVE_ERRORS = (tf.errors.UnavailableError,
                      tf.errors.DeadlineExceededError,
                      tf.errors.CancelledError, tf.errors.AbortedError)
@@ -131,11 +194,13 @@ class WorkerLost(RuntimeError):
     message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(error))
     first_line = (message.strip().splitlines() or [""])[0][:300]
     super().__init__(
-        f"worker {index}: lost contact with {who}: a collective op failed "
-        f"({type(error).__name__}: {first_line}). A worker died or stalled "
-        f"longer than get_strategy.collective_timeout_s. Nothing checkpointed "
-        f"is lost (last checkpoint: {checkpoint or 'none yet'}); run the same "
-        f"command again on every worker to resume.")
+        f"worker {index}: lost contact with {who}: a collective or barrier "
+        f"failed ({type(error).__name__}: {first_line}). A worker died, "
+        f"stopped, or reached the next round more than "
+        f"get_strategy.collective_timeout_s after this one. Nothing "
+        f"checkpointed is lost (last checkpoint: "
+        f"{checkpoint or 'none yet'}); run the same command again on every "
+        f"worker to resume.")
     self.worker, self.peers = index, peers
 
 

@@ -403,6 +403,10 @@ class Trainer:
         if not first_round_checked:
           self.task.check_labels(self.student, train_batches[1])
           first_round_checked = True
+        # Collectives have no timeout; a peer that does not reach the round
+        # within collective_timeout_s stops the job here (`strategy`).
+        strategy_lib.wait_for_peers(self.strategy,
+                                    f"round_{int(self.rounds_done)}")
         traces = self.round.total_traces()
         result = self.round(
             train_batches, validation_batch,

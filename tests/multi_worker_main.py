@@ -12,8 +12,11 @@ two environment variables:
   L2T_TEST_FAULT="kill:<worker>:<round>" or "stop:<worker>:<round>": that
     worker sends itself SIGKILL (dies) or SIGSTOP (stalls) right after it
     saved the checkpoint of round <round>.
+Each worker also appends its thread count after every save to
+<dir>/threads_<worker>.txt (the collectives' watchdog threads, if any).
 """
 import os
+import re
 import signal
 import sys
 
@@ -44,9 +47,23 @@ def _fault(trainer):
     os.kill(os.getpid(), signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
 
 
+def _threads():
+  with open("/proc/self/status") as status:
+    return int(re.search(r"Threads:\s+(\d+)", status.read()).group(1))
+
+
+def _record_threads(trainer):
+  out = os.environ.get("L2T_TEST_STATE_DIR")
+  if out and os.path.exists("/proc/self/status"):
+    index = strategy_lib.worker_index(trainer.strategy)
+    with open(os.path.join(out, f"threads_{index}.txt"), "a") as f:
+      f.write(f"{int(trainer.rounds_done)} {_threads()}\n")
+
+
 def _hooked_save(save):
   def wrapper(self):
     path = save(self)
+    _record_threads(self)
     _fault(self)
     return path
   return wrapper

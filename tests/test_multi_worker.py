@@ -186,6 +186,16 @@ class MultiWorkerTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(os.path.join(
         tempfile.gettempdir(), f"l2t_worker1_{pid}")))
 
+  def test_thread_count_does_not_grow_with_the_collectives(self):
+    # A timed collective holds a watchdog thread for the whole timeout
+    # (~60 more threads per round here with KILL_TIMEOUT_S on every one).
+    self._assert_succeeded(self.multi)
+    for worker in (0, 1):
+      path = os.path.join(self.multi.state_dir, f"threads_{worker}.txt")
+      counts = [int(line.split()[1]) for line in open(path)]
+      self.assertGreaterEqual(len(counts), ROUNDS)  # Rounds 1..4 (+ saves).
+      self.assertLess(max(counts) - counts[0], 20, counts)
+
   def test_killed_worker_stops_the_other_then_the_job_resumes(self):
     job = self.killed
     self.assertNotEqual(job.process.returncode, 0)

@@ -44,10 +44,10 @@ replicas' gradients (`hypergradient.student_gradient`) is the full-batch
 gradient, Hessian-vector products and hypergradients included. The moving
 statistics follow the global statistics, so replicas stay identical. With
 one replica (or outside a replica context) nothing changes, bit for bit.
-These all-reduces carry no per-op timeout (`_NO_TIMEOUT`; the gradient's
-all-reduce keeps `get_strategy.collective_timeout_s`): a dead worker still
-stops the others at once (connection reset), a stalled one through
-TensorFlow's coordination-service heartbeats (measured: 7 s after SIGSTOP).
+These all-reduces carry no per-op timeout (`_NO_TIMEOUT`), as every
+collective of `strategy.multi_worker_strategy` (whatever timeout the
+strategy has): a dead or stopped worker still stops the others, through
+TensorFlow's coordination-service heartbeats (see `l2t_tf.strategy`).
 """
 import contextlib
 
@@ -76,11 +76,12 @@ def _sync_context():
   return ctx
 
 
-#: The statistics' all-reduces carry no per-op timeout: TensorFlow starts a
-#: watchdog thread per timed collective op that sleeps for the whole timeout,
-#: i.e. timeout x collectives per second threads, and a BatchNorm student
-#: issues ~8 all-reduces per BatchNorm per hypergradient step (measured: at
-#: a 60 s timeout the digits workers ran out of threads in round 12).
+#: The statistics' all-reduces carry no per-op timeout, even under a strategy
+#: built with one: TensorFlow starts a watchdog thread per timed collective
+#: op that sleeps for the whole timeout, i.e. timeout x collectives per second
+#: threads, and a BatchNorm student issues ~8 all-reduces per BatchNorm per
+#: hypergradient step (measured: at a 60 s timeout the digits workers ran out
+#: of threads in round 12).
 _NO_TIMEOUT = tf.distribute.experimental.CommunicationOptions(
     timeout_seconds=0)
 
