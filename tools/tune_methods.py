@@ -20,8 +20,9 @@ The protocol, the same for every method:
    (coordinate-wise: 3 + 2 settings, not 3 x 3).
 4. The setting with the highest mean held-out accuracy over the selection
    seeds wins (a run that diverges scores 0; ties go to the earlier
-   setting, the default first). It, and the untuned default (student rate
-   0.1, teacher at its default), are then run on all `--seeds` seeds.
+   setting, the default first). It is then run on all `--seeds` seeds; the
+   untuned default (student rate 0.1, teacher at its default) too with
+   `--untuned_seeds` = `--seeds` (by default it keeps its selection seeds).
 
 Writes <output>.md and <output>.json: the tuned table (chosen setting, test
 mean ± std and min over seeds, held-out mean, CE twin where the run has one,
@@ -210,8 +211,10 @@ class Runner:
       print(time.strftime("%H:%M:%S"), text, flush=True)
 
 
-def tune(runner, method, gin_file, selection_seeds, seeds):
+def tune(runner, method, gin_file, selection_seeds, seeds,
+         untuned_seeds=None):
   """Steps 2-4 for one method; a dict of its sweep, choice and runs."""
+  untuned_seeds = selection_seeds if untuned_seeds is None else untuned_seeds
   sweep = []
 
   def evaluate(settings):
@@ -229,10 +232,11 @@ def tune(runner, method, gin_file, selection_seeds, seeds):
     evaluate(teacher_grid(method, best))
     best = choose(sweep)
   default = default_setting(method)
-  finals = {"tuned": best, "untuned": default}
+  finals = {"tuned": (best, seeds), "untuned": (
+      default, seeds if default == best else untuned_seeds)}
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
     runs = dict(zip(finals, pool.map(
-        lambda s: runner.run_all(method, gin_file, s, seeds),
+        lambda final: runner.run_all(method, gin_file, *final),
         finals.values())))
   return {"sweep": sweep, "chosen": best, "default": default, "runs": runs}
 
@@ -301,6 +305,9 @@ def parse_args(argv=None):
                       help="comma-separated keys: " + ",".join(keys))
   parser.add_argument("--selection_seeds", type=int, default=2)
   parser.add_argument("--seeds", type=int, default=5)
+  parser.add_argument("--untuned_seeds", type=int, default=None,
+                      help="seeds of the untuned default's row (default: "
+                      "the selection seeds; it has all --seeds if chosen)")
   parser.add_argument("--jobs", type=int, default=2,
                       help="runs at a time (one per core is about right)")
   parser.add_argument("--runs_dir", default="runs/tuned")
@@ -328,9 +335,11 @@ def main(argv=None):
   runner = Runner(args.runs_dir, args.jobs, args.gin_bindings,
                   priority=SLOWEST_FIRST)
   selection, seeds = range(args.selection_seeds), range(args.seeds)
+  untuned = range(args.untuned_seeds or args.selection_seeds)
   with concurrent.futures.ThreadPoolExecutor(len(table)) as pool:
     tuned = dict(zip(table, pool.map(
-        lambda key: tune(runner, key, table[key][1], selection, seeds),
+        lambda key: tune(runner, key, table[key][1], selection, seeds,
+                         untuned),
         table)))
   results = {}
   for key, result in tuned.items():
