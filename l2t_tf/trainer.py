@@ -254,10 +254,11 @@ class Trainer:
     state = tf.train.get_checkpoint_state(self.checkpoint_dir)
     if state is None:
       return []
+    # get_checkpoint_state has joined relative paths to checkpoint_dir
+    # already (joining again broke resuming a relative model_dir).
     paths = list(state.all_model_checkpoint_paths) or [
         state.model_checkpoint_path]
-    return [p if os.path.isabs(p) else os.path.join(self.checkpoint_dir, p)
-            for p in reversed(paths)]
+    return list(reversed(paths))
 
   def _restore_one(self, path):
     """Restores `path`; False (and a warning) if it is unreadable."""

@@ -103,6 +103,19 @@ class CheckpointFaultTest(tf.test.TestCase):
     self.assertAllClose(results["test_accuracy"], straight["test_accuracy"])
     self.assertAllClose(results["test_loss"], straight["test_loss"])
 
+  def test_a_relative_model_dir_resumes(self):
+    # The default job's model_dir is relative ('runs/digits_l2t_dln'):
+    # restore once looked for <dir>/<dir>/ckpt-k and found nothing readable.
+    cwd = os.getcwd()
+    os.chdir(self.get_temp_dir())
+    try:
+      lib.tiny_trainer("relative_run", max_rounds=2).run()
+      resumed = lib.tiny_trainer("relative_run", max_rounds=4).run()
+    finally:
+      os.chdir(cwd)
+    self.assertEqual(resumed["resumed_from_round"], 2)
+    self.assertEqual(resumed["rounds_done"], 4)
+
   def test_no_readable_checkpoint_is_one_error(self):
     model_dir = os.path.join(self.get_temp_dir(), "all_torn")
     lib.tiny_trainer(model_dir, max_rounds=2, checkpoint_every_rounds=1).run()

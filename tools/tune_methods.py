@@ -232,12 +232,15 @@ def tune(runner, method, gin_file, selection_seeds, seeds,
     evaluate(teacher_grid(method, best))
     best = choose(sweep)
   default = default_setting(method)
-  finals = {"tuned": (best, seeds), "untuned": (
-      default, seeds if default == best else untuned_seeds)}
-  with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    runs = dict(zip(finals, pool.map(
-        lambda final: runner.run_all(method, gin_file, *final),
-        finals.values())))
+  runs = {"tuned": None, "untuned": None}
+  if default == best:  # One setting: run it once (two runs would collide).
+    runs["tuned"] = runs["untuned"] = runner.run_all(method, gin_file, best,
+                                                     seeds)
+  else:
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      runs = dict(zip(runs, pool.map(
+          lambda final: runner.run_all(method, gin_file, *final),
+          [(best, seeds), (default, untuned_seeds)])))
   return {"sweep": sweep, "chosen": best, "default": default, "runs": runs}
 
 

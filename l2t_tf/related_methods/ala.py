@@ -47,7 +47,8 @@ Choices that are ours (or that the brief left to us):
   error once per round (after the first N of its 2N steps), not after every
   step, so Eq. 4 becomes a gamma-discounted *average* of those evaluations,
   weights gamma^(steps before the action), normalised to sum to 1 (with
-  gamma = 0.9 per step and 2N = 20 the last evaluation dominates).
+  gamma = 0.9 per step and the digits file's 2N = 10 the last evaluation
+  dominates).
 * REINFORCE on the last transition only (no replay memory), with a moving
   average b of the rewards as baseline (b <- decay b + (1 - decay) r,
   decay 0.9): theta <- theta + lr (r_t - b) grad sum_ij log
