@@ -232,15 +232,14 @@ def tune(runner, method, gin_file, selection_seeds, seeds,
     evaluate(teacher_grid(method, best))
     best = choose(sweep)
   default = default_setting(method)
-  runs = {"tuned": None, "untuned": None}
   if default == best:  # One setting: run it once (two runs would collide).
-    runs["tuned"] = runs["untuned"] = runner.run_all(method, gin_file, best,
-                                                     seeds)
+    tuned = untuned = runner.run_all(method, gin_file, best, seeds)
   else:
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-      runs = dict(zip(runs, pool.map(
+      tuned, untuned = pool.map(
           lambda final: runner.run_all(method, gin_file, *final),
-          [(best, seeds), (default, untuned_seeds)])))
+          [(best, seeds), (default, untuned_seeds)])
+  runs = {"tuned": tuned, "untuned": untuned}
   return {"sweep": sweep, "chosen": best, "default": default, "runs": runs}
 
 
