@@ -72,9 +72,9 @@ Measured (issue 16, `tools/tune_methods.py` and
 `tools/baseline_diagnostics.py`, digits): tuned, ALA reaches 72.14 +- 5.03 %
 test against CE's 98.57 +- 0.49 %. With the controller frozen (Phi = I) the
 same loss reaches 98.08 % at lr 0.1, so the gap is the controller. Its
-near-random actions leave about half the off-diagonal Phi_ij positive: those
-pairs reward the wrong class, and a dozen REINFORCE updates do not learn to
-avoid them. The paper's per-pair validation state (Eq. 7), which we do not
+near-random actions leave 44-49 % of the off-diagonal Phi_ij above 0.05:
+those pairs reward the wrong class, and a dozen REINFORCE updates do not
+learn to avoid them. The paper's per-pair validation state (Eq. 7), which we do not
 have, may be what lets its controller learn.
 """
 import gin
