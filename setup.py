@@ -6,9 +6,12 @@ setuptools.setup(
     version="0.1.0",
     description=("TensorFlow/Keras implementation of Learning to Teach with "
                  "Dynamic Loss Networks (L2T-DLN, NeurIPS 2023)."),
-    packages=setuptools.find_packages(include=["l2t_tf", "l2t_tf.*"]),
-    # The experiments' gin files, found by name (l2t_tf/config.py).
-    package_data={"l2t_tf": ["gin_configs/*.gin"]},
+    # The experiments' gin files live in the top-level gin_configs/ and are
+    # installed as l2t_tf/gin_configs, found by name (l2t_tf/config.py).
+    packages=setuptools.find_packages(include=["l2t_tf", "l2t_tf.*"]) + [
+        "l2t_tf.gin_configs"],
+    package_dir={"l2t_tf.gin_configs": "gin_configs"},
+    package_data={"l2t_tf.gin_configs": ["*.gin"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

@@ -5,10 +5,12 @@ place that does; the shipped gin files have no `import` lines), so a gin
 file may bind any of them. Unknown or misspelt names are errors
 (`skip_unknown=False`) that name the parameter.
 
-The experiments' gin files ship inside the package (`l2t_tf/gin_configs`)
-and are found by name from any directory: `--gin_file=cifar10_resnet8.gin`.
-A path that exists (`--gin_file=my/own.gin`) is used as it is; the former
-repository form `gin_configs/<name>.gin` still names the packaged file.
+The experiments' gin files live in the repository's top-level `gin_configs/`
+and ship inside the package as `l2t_tf/gin_configs` (setup.py maps one onto
+the other), so they are found by name from any directory, installed or not:
+`--gin_file=cifar10_resnet8.gin`. A path that exists
+(`--gin_file=my/own.gin`) is used as it is; `gin_configs/<name>.gin` names
+the packaged file from any directory too.
 The packaged directory is on gin's search path, so a gin file (shipped or
 one's own) can `include 'cifar10_resnet8.gin'` and bind only what differs.
 """
@@ -46,11 +48,21 @@ REGISTERED_MODULES = (related_methods, dln, dln_updaters, strategy, train_eval,
 
 gin.external_configurable(hypergradient.sparse_cross_entropy, "cross_entropy")
 
-GIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                       "gin_configs")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _gin_dir():
+  """Installed: <package>/gin_configs; a source checkout: <repo>/gin_configs."""
+  installed = os.path.join(_PACKAGE_DIR, "gin_configs")
+  if os.path.isdir(installed):
+    return installed
+  return os.path.join(os.path.dirname(_PACKAGE_DIR), "gin_configs")
+
+
+GIN_DIR = _gin_dir()
 DEFAULT_GIN_FILE = os.path.join(GIN_DIR, "digits_l2t_dln.gin")
 # Directory parts of a --gin_file that name the packaged directory: none
-# (a bare name) or the repository's former top-level `gin_configs/`.
+# (a bare name) or the repository's top-level `gin_configs/`.
 _PACKAGED_DIR_NAMES = ("", ".", "gin_configs")
 
 _search_path_added = False

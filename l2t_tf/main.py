@@ -5,7 +5,7 @@ r"""Runs an L2T-DLN experiment from gin files.
       --gin_bindings='Trainer.unroll_length = 10'
 
 A --gin_file is a path, or the name of a gin file shipped in
-`l2t_tf/gin_configs` (found from any directory).
+`gin_configs/` (shipped in the package, found from any directory).
 
 The last line on stdout is one JSON object with the results (strict JSON:
 a NaN or infinite result is null, listed in "non_finite"). A user's mistake
@@ -34,7 +34,7 @@ from l2t_tf import trainer as trainer_lib
 
 flags.DEFINE_multi_string(
     "gin_file", [], "Gin files to parse, in order: paths, or names of the "
-    "packaged ones (l2t_tf/gin_configs), e.g. cifar10_resnet8.gin.")
+    "packaged ones (gin_configs/), e.g. cifar10_resnet8.gin.")
 flags.DEFINE_multi_string("gin_bindings", [],
                           "Gin bindings, e.g. 'Trainer.unroll_length = 5'.")
 flags.DEFINE_bool("override_config", False,

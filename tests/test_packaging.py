@@ -26,13 +26,14 @@ def _setup_keyword(name):
 class PackagingTest(unittest.TestCase):
 
   def test_package_data_ships_every_gin_file(self):
-    patterns = _setup_keyword("package_data")["l2t_tf"]
+    source = _setup_keyword("package_dir")["l2t_tf.gin_configs"]
+    patterns = _setup_keyword("package_data")["l2t_tf.gin_configs"]
     shipped = {path for pattern in patterns
-               for path in glob.glob(os.path.join(REPO, "l2t_tf", pattern))}
+               for path in glob.glob(os.path.join(REPO, source, pattern))}
     gin_files = config.packaged_gin_files()
     self.assertGreater(len(gin_files), 40)
     self.assertLessEqual(set(gin_files), shipped)
-    self.assertIn("recursive-include l2t_tf/gin_configs *.gin",
+    self.assertIn("recursive-include gin_configs *.gin",
                   _read("MANIFEST.in"))
 
   def test_ci_runs_exactly_readme_lint_and_test_commands(self):

@@ -53,7 +53,7 @@ Our choices (not from the paper or the demo):
 * The validation error is the task's (cross-entropy); the demo uses a
   smoothed 0-1 error, 2 sigma(k (max_c p_c - p_y)) - 1. No cross-entropy
   pre-training of the student (the demo pre-trains before teaching).
-* With N = 1 (l2t_tf/gin_configs/digits_l2t_dlf.gin) a round is one
+* With N = 1 (gin_configs/digits_l2t_dlf.gin) a round is one
   student step with the hypergradient and one plain step, so Phi changes
   every 2 student steps.
 
