@@ -1,9 +1,21 @@
 """Installs l2t_tf: Learning to Teach with Dynamic Loss Networks in TensorFlow/Keras."""
+import os
+import re
+
 import setuptools
+
+
+def _version():
+  """l2t_tf.__version__, read without importing the package."""
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "l2t_tf",
+                      "__init__.py")
+  with open(path) as f:
+    return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
 
 setuptools.setup(
     name="l2t_tf",
-    version="0.1.0",
+    version=_version(),
     description=("TensorFlow/Keras implementation of Learning to Teach with "
                  "Dynamic Loss Networks (L2T-DLN, NeurIPS 2023)."),
     # The experiments' gin files live in the top-level gin_configs/ and are

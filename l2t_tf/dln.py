@@ -39,6 +39,7 @@ def _kaiming_normal_fan_out(negative_slope):
       distribution="untruncated_normal")
 
 
+@keras.saving.register_keras_serializable(package="l2t_tf")
 class PairwiseDLN(keras.layers.Layer):
   """The classification/segmentation DLN ("1-vs-1" rows, paper Sec. 3.1).
 
@@ -61,7 +62,9 @@ class PairwiseDLN(keras.layers.Layer):
 
   Call: `dln(y_true, y_pred)`; y_true int [...], y_pred float [..., C] logits
   (any rank >= 2, e.g. [B, C] or [B, H, W, C]); returns a scalar in the layer's
-  dtype. y_true may also have a trailing axis of size 1.
+  dtype. y_true may also have a trailing axis of size 1, be a float tensor of
+  whole numbers (as Keras passes labels to a loss), or hold one-hot rows
+  [..., C] (read by their argmax, as Keras' categorical losses take them).
   """
 
   def __init__(self, hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
@@ -88,7 +91,7 @@ class PairwiseDLN(keras.layers.Layer):
     y_pred = tf.cast(y_pred, self.compute_dtype)
     num_classes = tf.shape(y_pred)[-1]
     logits = tf.reshape(y_pred, [-1, num_classes])
-    labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+    labels = tf.cast(tf.reshape(class_ids(y_true, y_pred), [-1]), tf.int32)
     valid = tf.ones_like(labels, dtype=tf.bool)
     if self.ignore_label is not None:
       valid = tf.not_equal(labels, self.ignore_label)
@@ -134,6 +137,7 @@ class PairwiseDLN(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package="l2t_tf")
 class DetectionDLN(keras.layers.Layer):
   """The detection DLN: L = sum_k w_k * l_k (+ b), a single-layer perceptron.
 
@@ -172,6 +176,7 @@ class DetectionDLN(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package="l2t_tf")
 class YoloDLN(DetectionDLN):
   """The detection DLN on YOLOv3 outputs: sum_k w_k mean_b l_k (+ b).
 
@@ -220,6 +225,20 @@ def detection_dln(num_terms=3, use_bias=False, dtype=None):
 def yolo_dln(image_size, num_classes, use_bias=False, dtype=None):
   """Gin factory of `YoloDLN`."""
   return YoloDLN(image_size, num_classes, use_bias=use_bias, dtype=dtype)
+
+
+def class_ids(y_true, y_pred):
+  """y_true as class ids: one-hot rows [..., C] (C > 1) by their argmax.
+
+  Decided on static shapes: y_true with y_pred's rank and last axis C > 1 is
+  one-hot; anything else ([...], [..., 1]) is already ids.
+  """
+  y_true = tf.convert_to_tensor(y_true)
+  rank, classes = y_true.shape.rank, y_pred.shape[-1]
+  if (rank is not None and rank == y_pred.shape.rank and classes is not None
+      and classes > 1 and y_true.shape[-1] == classes):
+    return tf.argmax(y_true, axis=-1, output_type=tf.int32)
+  return y_true
 
 
 def check_scalar_loss(dln, y_true, y_pred):

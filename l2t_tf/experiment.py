@@ -145,8 +145,7 @@ def _build_models(task, strategy, method, updater, train_comparison):
     task.fixed_loss_layer()  # Builds a learnable fixed loss in scope.
     comparison = None
     if train_comparison and method == "l2t_dln":
-      comparison = keras.models.clone_model(student)
-      comparison.set_weights(student.get_weights())
+      comparison = task.clone_student(student)
     if dln is not None:
       updater_instance = updater() if isinstance(updater, type) else updater
       _check_updater(updater_instance)

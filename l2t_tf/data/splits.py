@@ -23,7 +23,7 @@ def validation_mask(size, validation_ratio, seed, epoch):
 HOLDOUT_SEED = (16, 2023)
 
 
-def _partition(dataset, size, mask):
+def partition(dataset, size, mask):
   """(examples where not mask, where mask, their sizes) of `dataset`."""
   n_true = int(tf.reduce_sum(tf.cast(mask, tf.int64)))
 
@@ -37,7 +37,7 @@ def _partition(dataset, size, mask):
 
 def split(dataset, size, validation_ratio, seed, epoch):
   """(train_part, validation_part, train_size, validation_size)."""
-  return _partition(dataset, size,
+  return partition(dataset, size,
                     validation_mask(size, validation_ratio, seed, epoch))
 
 
@@ -49,7 +49,7 @@ def holdout(dataset, size, ratio):
   that settings compared on it are compared on the same data.
   """
   u = tf.random.stateless_uniform([size], seed=HOLDOUT_SEED, dtype=tf.float64)
-  return _partition(dataset, size, u < ratio)
+  return partition(dataset, size, u < ratio)
 
 
 def round_batches(train_part, validation_part, unroll_length, batch_size,

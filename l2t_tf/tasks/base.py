@@ -10,6 +10,7 @@ import abc
 import tensorflow as tf
 
 from l2t_tf import hypergradient
+from l2t_tf.students import user_model
 
 
 class Task(abc.ABC):
@@ -84,14 +85,25 @@ class Task(abc.ABC):
     """Deterministic preprocessing of validation/test examples; default none."""
     return x, y
 
+  def _zeros(self, index, batch_size):
+    """Zeros shaped like a batch of the training set's x (0) or y (1)."""
+    spec = self.training_set()[0].element_spec[index]
+    return tf.nest.map_structure(
+        lambda s: tf.zeros([batch_size] + list(s.shape), s.dtype), spec)
+
+  def dummy_inputs(self, batch_size=2):
+    """A batch of zeros the student takes (x)."""
+    return self._zeros(0, batch_size)
+
   def dummy_batch(self, student, batch_size=2):
     """A (y, outputs) pair used to check the DLN returns a scalar."""
-    spec = self.training_set()[0].element_spec
-    x = tf.nest.map_structure(
-        lambda s: tf.zeros([batch_size] + list(s.shape), s.dtype), spec[0])
-    y = tf.nest.map_structure(
-        lambda s: tf.zeros([batch_size] + list(s.shape), s.dtype), spec[1])
-    return y, student(x, training=False)
+    return (self._zeros(1, batch_size),
+            student(self.dummy_inputs(batch_size), training=False))
+
+  def clone_student(self, student):
+    """The CE twin: a copy of `student` with its weights (any Keras model,
+    `students.user_model.clone`)."""
+    return user_model.clone(student, self.dummy_inputs)
 
   def check_labels(self, student, y):
     """Raises ValueError if labels y cannot be predicted by the student."""

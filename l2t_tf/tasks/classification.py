@@ -95,6 +95,11 @@ class ClassificationTask(base.Task):
   def preprocess_eval(self, x, y):
     return self.data.preprocess_eval(x, y)
 
+  def dummy_inputs(self, batch_size=2):
+    """A zero batch of x shaped like preprocessed examples."""
+    return classification_data.zeros_batch(self.data, batch_size,
+                                           self.dtype)[0]
+
   def dummy_batch(self, student, batch_size=2):
     """(y, outputs) of a zero batch shaped like preprocessed examples."""
     x, y = classification_data.zeros_batch(self.data, batch_size, self.dtype)
@@ -111,40 +116,60 @@ class ClassificationTask(base.Task):
     return loss if loss.trainable_variables else None
 
   def validation_metric(self, y, outputs):
-    """0-1 error of the logits `outputs` [B, C] on int labels `y` [B]."""
-    correct = tf.equal(tf.argmax(outputs, -1, output_type=y.dtype), y)
-    return 1.0 - tf.reduce_mean(tf.cast(correct, outputs.dtype))
+    return zero_one_error(y, outputs)
 
   def fixed_loss(self, y, outputs):
     """The hand-designed loss (CE by default; issue 5's baselines by gin)."""
     return self._fixed_loss(y, outputs)
 
   def check_labels(self, student, y):
-    y = np.asarray(y)
-    num_outputs = student.output_shape[-1]
-    if y.min() < 0 or y.max() >= num_outputs:
-      raise errors.UserError(
-          f"labels: the data has labels in [{y.min()}, {y.max()}] but the "
-          f"student '{student.name}' predicts {num_outputs} classes "
-          f"(0..{num_outputs - 1}); check the data set and num_classes.")
-
-  def _predictor(self, student):
-    """One inference tf.function per student (traced once, reused)."""
-    cache = self.__dict__.setdefault("_predictors", {})
-    if id(student) not in cache:
-      cache[id(student)] = (student, tf.function(
-          lambda x: student(x, training=False)))
-    return cache[id(student)][1]
+    check_label_range(y, student.output_shape[-1], student.name)
 
   def evaluate(self, student, dataset):
-    predict = self._predictor(student)
-    correct, total, loss_sum = 0, 0, 0.0
-    for x, y in dataset:
-      logits = predict(x)
-      y = tf.cast(y, tf.int64)
-      correct += int(tf.reduce_sum(tf.cast(
-          tf.equal(tf.argmax(logits, -1), y), tf.int32)))
-      total += int(tf.shape(y)[0])
-      loss_sum += float(self.validation_error(y, logits)) * int(tf.shape(y)[0])
-    return {"test_accuracy": correct / max(total, 1),
-            "test_loss": loss_sum / max(total, 1)}
+    return evaluate_classifier(predictor(self, student), dataset,
+                               self.validation_error)
+
+
+def zero_one_error(y, outputs):
+  """0-1 error of the logits `outputs` [B, C] on int labels `y` [B]."""
+  correct = tf.equal(tf.argmax(outputs, -1, output_type=y.dtype), y)
+  return 1.0 - tf.reduce_mean(tf.cast(correct, outputs.dtype))
+
+
+def check_label_range(y, num_outputs, model_name):
+  """Raises a UserError unless the int labels y are in [0, num_outputs)."""
+  y = np.asarray(y)
+  if y.min() < 0 or y.max() >= num_outputs:
+    raise errors.UserError(
+        f"labels: the data has labels in [{y.min()}, {y.max()}] but the "
+        f"student '{model_name}' predicts {num_outputs} classes "
+        f"(0..{num_outputs - 1}); check the data set and num_classes.")
+
+
+def predictor(owner, student):
+  """One inference tf.function per student (traced once, reused).
+
+  Cached on `owner` (the task), keyed by the student.
+  """
+  cache = owner.__dict__.setdefault("_predictors", {})
+  if id(student) not in cache:
+    cache[id(student)] = (student, tf.function(
+        lambda x: student(x, training=False)))
+  return cache[id(student)][1]
+
+
+def evaluate_classifier(predict, dataset, validation_error):
+  """{"test_accuracy", "test_loss"} of `predict` on batched (x, y) data.
+
+  test_loss is `validation_error` (cross-entropy), averaged over examples.
+  """
+  correct, total, loss_sum = 0, 0, 0.0
+  for x, y in dataset:
+    logits = predict(x)
+    y = tf.cast(y, tf.int64)
+    correct += int(tf.reduce_sum(tf.cast(
+        tf.equal(tf.argmax(logits, -1), y), tf.int32)))
+    total += int(tf.shape(y)[0])
+    loss_sum += float(validation_error(y, logits)) * int(tf.shape(y)[0])
+  return {"test_accuracy": correct / max(total, 1),
+          "test_loss": loss_sum / max(total, 1)}

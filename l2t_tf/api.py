@@ -1,0 +1,148 @@
+"""`teach`: L2T-DLN on one's own Keras model and data, in a few lines.
+
+    import l2t_tf
+    result = l2t_tf.teach(model, (x, y), test_data=(x_test, y_test),
+                          model_dir="runs/mine", teacher_epochs=3)
+    result.student          # the taught model (the one passed in)
+    result.ce_student       # its CE twin: same start, same batches
+    result.history          # {"test_accuracy": [per teacher epoch], ...}
+    result.results          # everything results.json holds
+    result.loss             # the learned DLN as a Keras loss
+
+It is `python -m l2t_tf.main` with a task of one's own: the recipe (a gin
+file, by default `l2t_dln_recipe.gin`, the default job's method) is parsed,
+`Trainer` settings given as keyword arguments become bindings, and
+`train_eval.train_eval` runs, so everything `main` guarantees holds here:
+`model_dir` resumes a run that was stopped (call `teach` again), holds its
+lock, gets `results.json` (strict JSON), TensorBoard summaries, checkpoints
+and the exported DLN; bad input is a one-line `l2t_tf.UserError`.
+
+Learned_optimization's `Task` and Keras' `fit` are the models: the model
+and the data are what `fit` takes; what the method needs beyond them is a
+`tasks.supervised.SupervisedTask`, subclassed for other problems
+(`task=MyTask`, see `examples/own_task_regression.py`).
+"""
+import dataclasses
+import inspect
+import os
+from typing import Any, Optional
+
+import gin
+import keras
+
+from l2t_tf import config
+from l2t_tf import errors
+from l2t_tf import export
+from l2t_tf import train_eval as train_eval_lib
+from l2t_tf import trainer as trainer_lib
+from l2t_tf.tasks import supervised
+
+DEFAULT_RECIPE = "l2t_dln_recipe.gin"
+# Trainer arguments a keyword argument of `teach` may set (not its parts).
+SETTINGS = tuple(
+    name for name in inspect.signature(trainer_lib.Trainer).parameters
+    if name not in ("task", "model_dir", "strategy"))
+
+
+@dataclasses.dataclass
+class TeachingResult:
+  """What `teach` returns.
+
+  Attributes:
+    student: the taught Keras model.
+    ce_student: its CE twin (None if `train_comparison=False`).
+    dln: the learned DLN layer (None for a fixed-loss run).
+    results: the run's results (as `results.json`; per-epoch entries under
+      "history").
+  """
+  student: keras.Model
+  ce_student: Optional[keras.Model]
+  dln: Any
+  results: dict
+
+  @property
+  def history(self):
+    """{metric: [value after each teacher epoch]}, as Keras' History."""
+    epochs = self.results.get("history", [])
+    keys = dict.fromkeys(k for entry in epochs for k in entry)
+    return {k: [entry.get(k) for entry in epochs] for k in keys}
+
+  @property
+  def loss(self):
+    """The learned DLN as a Keras loss (`export.DLNLoss`; a copy)."""
+    if self.dln is None:
+      raise errors.UserError("this run taught no DLN (method fixed_loss).")
+    return export.DLNLoss(self.dln)
+
+  @property
+  def model_dir(self):
+    return self.results["model_dir"]
+
+
+def _bindings(settings):
+  """'Trainer.<name> = <value>' for each keyword setting."""
+  unknown = sorted(set(settings) - set(SETTINGS))
+  if unknown:
+    raise errors.UserError(
+        f"teach() got unknown setting(s) {', '.join(unknown)}; the Trainer's "
+        f"settings are {', '.join(SETTINGS)} (others: gin_bindings=[...]).")
+  return [f"Trainer.{name} = {value!r}" for name, value in settings.items()]
+
+
+def _check_strategy():
+  try:
+    name = gin.query_parameter("get_strategy.name")
+  except ValueError:
+    return
+  if name == "multi_worker":
+    raise errors.UserError(
+        "teach() runs in one process (one device, or 'mirrored' over its "
+        "GPUs); for several machines run python -m l2t_tf.main with a task "
+        "of your own (docs/distributed.md).")
+
+
+def teach(student, train_data, test_data=None, *, model_dir, task=None,
+          augment=None, gin_file=DEFAULT_RECIPE, gin_bindings=(),
+          override_config=False, **settings):
+  """Teaches `student` on `train_data` with L2T-DLN; returns a TeachingResult.
+
+  Args:
+    student: a `keras.Model` returning logits [B, C] (Functional,
+      Sequential or subclassed; Keras BatchNormalization is made exact), or
+      a function of no argument that builds one (needed with several
+      replicas).
+    train_data: `(x, y)` arrays or a `tf.data.Dataset` of `(x, y)` examples
+      or batches (`data.user_data`); labels are class ids or one-hot rows.
+      The teaching loop divides it into the student's training part and the
+      teacher's validation part again at every teacher epoch.
+    test_data: the same, for the final figures; None holds out 20 % of
+      `train_data`.
+    model_dir: where the run lives: checkpoints, results, TensorBoard, the
+      exported DLN. Calling `teach` again with it resumes (or reports a
+      finished run).
+    task: a `SupervisedTask` subclass for another problem than
+      classification, called as `task(student, train_data, test_data,
+      augment=augment)`.
+    augment: optional `(x, y, seed) -> (x, y)` training augmentation of one
+      example from a stateless [2] int seed.
+    gin_file: the recipe: a gin file path or a packaged name (or a list).
+    gin_bindings: further gin bindings, e.g. 'TeacherUpdater.lr = 1e-3'.
+    override_config: resume `model_dir` although its settings differ.
+    **settings: `Trainer` settings by name (`SETTINGS`), e.g.
+      teacher_epochs=3, unroll_length=5, seed=1, progress=False.
+  Raises:
+    UserError: a mistake in the arguments, the data or the model (one line).
+  """
+  files = [gin_file] if isinstance(gin_file, (str, os.PathLike)) else list(
+      gin_file)
+  config.parse([os.fspath(f) for f in files],
+               list(gin_bindings) + _bindings(settings))
+  _check_strategy()
+  made = (task or supervised.SupervisedTask)(student, train_data, test_data,
+                                             augment=augment)
+  results = train_eval_lib.train_eval(model_dir=os.fspath(model_dir),
+                                      task=made,
+                                      override_config=override_config)
+  return TeachingResult(student=made.student,
+                        ce_student=made.comparison_student, dln=made.dln,
+                        results=results)
