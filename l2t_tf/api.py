@@ -140,9 +140,13 @@ def teach(student, train_data, test_data=None, *, model_dir, task=None,
   _check_strategy()
   made = (task or supervised.SupervisedTask)(student, train_data, test_data,
                                              augment=augment)
-  results = train_eval_lib.train_eval(model_dir=os.fspath(model_dir),
-                                      task=made,
-                                      override_config=override_config)
+  try:
+    results = train_eval_lib.train_eval(model_dir=os.fspath(model_dir),
+                                        task=made,
+                                        override_config=override_config)
+  except errors.UserError as e:  # One line, without gin's call context.
+    raise errors.unwrapped_type(e)(
+        errors.without_gin_context(e).strip()) from None
   return TeachingResult(student=made.student,
                         ce_student=made.comparison_student, dln=made.dln,
                         results=results)

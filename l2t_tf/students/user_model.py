@@ -20,6 +20,8 @@ teaching it is
   constructor arguments when they are plain values), or the function that
   built it, called again; the twin then takes the student's weights.
 """
+import re
+
 from absl import logging
 import keras
 import tensorflow as tf
@@ -85,10 +87,18 @@ def build(model, x, what="student"):
     return model(x, training=False)
   except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
     shapes = tf.nest.map_structure(lambda t: list(t.shape), x)
-    first = (str(e).strip().splitlines() or [""])[0][:200]
     raise errors.UserError(
         f"{what}: the model cannot take the data's x (a batch of shape "
-        f"{shapes}): {type(e).__name__}: {first}") from None
+        f"{shapes}): {type(e).__name__}: {_reason(e)}") from None
+
+
+def _reason(error):
+  """The line of a Keras error that says what is wrong (no ANSI codes)."""
+  lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+           for line in str(error).splitlines()]
+  lines = [line for line in lines if line and not line.startswith(
+      "Exception encountered")] or [""]
+  return lines[0][:300]
 
 
 def _copy_of(model, rebuild):
