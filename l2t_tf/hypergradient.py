@@ -124,7 +124,7 @@ def loop_jit_compile(enabled=None):
   Bind `loop_jit_compile.enabled = True` to XLA-compile every function made
   by `function` from then on (the teaching round's stages and plain steps,
   `unrolled_hypergradient`'s unroll); it is read when a function is made.
-  On the CPU it made the round slower (README, "Speed and memory").
+  On the CPU it made the round slower (docs/speed.md).
 
   Args:
     enabled: None (default): `tf.function`'s own default (no XLA unless

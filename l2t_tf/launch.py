@@ -16,7 +16,7 @@ round after the collective timeout (see `l2t_tf.strategy`). They exit
 naming the lost worker; the launcher then stops whatever still runs, names
 the failed worker and exits non-zero. Checkpoints already written are kept:
 running the same command again resumes. On a real cluster run `l2t_tf.main`
-on every host instead, with TF_CONFIG set per host (see the README).
+on every host instead, with TF_CONFIG set per host (see docs/distributed.md).
 """
 import json
 import os

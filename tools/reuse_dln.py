@@ -1,4 +1,4 @@
-r"""The learned DLN as a loss for a model it never taught (README, "product").
+r"""The learned DLN as a loss for a model it never taught (docs/results.md).
 
   python tools/reuse_dln.py --dln=runs/digits_l2t_dln/dln_export
   python tools/reuse_dln.py --dln=a/dln_export --dln=b/dln_export --seeds=3
