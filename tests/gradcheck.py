@@ -1,5 +1,6 @@
 """Hypergradient test helpers: a compiled unroll and finite differences."""
 import numpy as np
+import tensorflow as tf
 
 from l2t_tf import hypergradient
 
@@ -46,3 +47,23 @@ def directional_check(variables, value_fn, gradients, eps, seed=0):
   analytic = sum(float(np.sum(np.asarray(g) * d))
                  for g, d in zip(gradients, direction))
   return analytic, (values[0] - values[1]) / (2 * eps)
+
+
+def validation_error_after_steps(student, dln, batches, val, learning_rate,
+                                 validation_training=False):
+  """Reference e_val: N eager SGD steps on the DLN, then CE on `val`.
+
+  Every variable of the student (moving statistics too) is restored after.
+  """
+  weights = [v.numpy() for v in student.variables]
+  for x, y in batches:
+    with tf.GradientTape() as tape:
+      loss = dln(y, student(x, training=True))
+    grads = tape.gradient(loss, student.trainable_variables)
+    for v, g in zip(student.trainable_variables, grads):
+      v.assign_sub(learning_rate * g)
+  error = float(hypergradient.sparse_cross_entropy(
+      val[1], student(val[0], training=validation_training)))
+  for v, w in zip(student.variables, weights):
+    v.assign(w)
+  return error

@@ -40,19 +40,8 @@ def _data(dtype, n=3, seed=0):
 
 def _validation_error_after_steps(student, dln, batches, val,
                                   validation_training=False):
-  """Reference: N eager SGD steps on copies of the weights, then CE."""
-  weights = [v.numpy() for v in student.variables]
-  for x, y in batches:
-    with tf.GradientTape() as tape:
-      loss = dln(y, student(x, training=True))
-    grads = tape.gradient(loss, student.trainable_variables)
-    for v, g in zip(student.trainable_variables, grads):
-      v.assign_sub(LR * g)
-  error = float(hypergradient.sparse_cross_entropy(
-      val[1], student(val[0], training=validation_training)))
-  for v, w in zip(student.variables, weights):
-    v.assign(w)
-  return error
+  return gradcheck.validation_error_after_steps(
+      student, dln, batches, val, LR, validation_training)
 
 
 class HypergradientTest(tf.test.TestCase, parameterized.TestCase):

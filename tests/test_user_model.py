@@ -14,6 +14,7 @@ from l2t_tf import errors
 from l2t_tf import hypergradient
 from l2t_tf.students import batch_norm
 from l2t_tf.students import user_model
+import gradcheck
 
 LR = 0.5
 
@@ -58,43 +59,20 @@ def _data(dtype, steps=3, batch=8, features=4, classes=3):
   return batches, val
 
 
-def _validation_error_after_steps(student, dln, batches, val):
-  """e_val after N plain SGD steps on the DLN, by GradientTape (reference).
+def _directional_error(student, dln, batches, val):
+  """|analytic - finite difference| / |finite difference| along a direction.
 
   e_val in training mode (the validation batch's own BatchNorm statistics,
   as the release and the default recipe): the moving statistics, which the
   hypergradient carries as constants (paper Eq. 4-6), play no part.
   """
-  weights = student.get_weights()  # Moving statistics too.
-  for x, y in batches:
-    with tf.GradientTape() as tape:
-      loss = dln(y, student(x, training=True))
-    grads = tape.gradient(loss, student.trainable_variables)
-    for v, g in zip(student.trainable_variables, grads):
-      v.assign_sub(LR * g)
-  error = hypergradient.sparse_cross_entropy(
-      val[1], student(val[0], training=True))
-  student.set_weights(weights)
-  return float(error)
-
-
-def _directional_error(student, dln, batches, val):
-  """|analytic - finite difference| / |finite difference| along a direction."""
   grads, _ = hypergradient.unrolled_hypergradient(
       student, dln, batches, val, LR, validation_training=True)
-  rng = np.random.default_rng(1)
-  direction = [rng.normal(size=v.shape) for v in dln.trainable_variables]
-  original = [v.numpy() for v in dln.trainable_variables]
-  eps, values = 1e-5, []
-  for sign in (1.0, -1.0):
-    for v, w, d in zip(dln.trainable_variables, original, direction):
-      v.assign(w + sign * eps * d)
-    values.append(_validation_error_after_steps(student, dln, batches, val))
-  for v, w in zip(dln.trainable_variables, original):
-    v.assign(w)
-  analytic = sum(float(np.sum(g.numpy() * d))
-                 for g, d in zip(grads, direction))
-  finite = (values[0] - values[1]) / (2 * eps)
+  analytic, finite = gradcheck.directional_check(
+      dln.trainable_variables,
+      lambda: gradcheck.validation_error_after_steps(
+          student, dln, batches, val, LR, validation_training=True),
+      grads, eps=1e-5, seed=1)
   return abs(analytic - finite) / abs(finite)
 
 
