@@ -145,8 +145,9 @@ def teach(student, train_data, test_data=None, *, model_dir, task=None,
                                         task=made,
                                         override_config=override_config)
   except errors.UserError as e:  # One line, without gin's call context.
-    raise errors.unwrapped_type(e)(
-        errors.without_gin_context(e).strip()) from None
+    message = errors.without_gin_context(e).strip().replace(
+        "pass --override_config", "pass override_config=True")
+    raise errors.unwrapped_type(e)(message) from None
   return TeachingResult(student=made.student,
                         ce_student=made.comparison_student, dln=made.dln,
                         results=results)

@@ -241,14 +241,17 @@ def class_ids(y_true, y_pred):
   return y_true
 
 
-def check_scalar_loss(dln, y_true, y_pred):
+def check_scalar_loss(dln, y_true, y_pred, student_loss=None):
   """Raises a UserError naming `dln` unless it makes a scalar of the batch.
 
-  `y_true`, `y_pred`: a batch of the task's labels and student outputs. A
-  DLN or a student made for another task fails here, before teaching.
+  `y_true`, `y_pred`: a batch of the task's labels and student outputs.
+  `student_loss(dln, y_true, y_pred)`: how the task applies its DLN (the
+  task's `student_loss`; default `dln(y_true, y_pred)`). A DLN or a student
+  made for another task fails here, before teaching.
   """
+  student_loss = student_loss or (lambda loss, y, outputs: loss(y, outputs))
   try:
-    out = dln(y_true, y_pred)
+    out = student_loss(dln, y_true, y_pred)
   except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
     shapes = tf.nest.map_structure(lambda t: list(t.shape), (y_true, y_pred))
     raise errors.UserError(

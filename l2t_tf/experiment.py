@@ -141,7 +141,8 @@ def _build_models(task, strategy, method, updater, train_comparison):
     dln = updater_instance = None
     if method == "l2t_dln":
       dln = task.build_dln()
-      dln_lib.check_scalar_loss(dln, *task.dummy_batch(student))
+      dln_lib.check_scalar_loss(dln, *task.dummy_batch(student),
+                                student_loss=task.student_loss)
     task.fixed_loss_layer()  # Builds a learnable fixed loss in scope.
     comparison = None
     if train_comparison and method == "l2t_dln":

@@ -17,6 +17,8 @@ Other problems subclass it and override what differs (see
   build_dln()                       the DLN, `dln(y_true, y_pred) -> scalar`
   student_loss(dln, y, outputs)     L_phi(S_theta(x), y)   (paper Eq. 1)
   validation_error(y, outputs)      e_val                  (paper Eq. 2)
+  validation_metric(y, outputs)     what a controller (ALA) watches; the
+                                    classifier's 0-1 error by default
   fixed_loss(y, outputs)            the CE twin's loss
   metrics(y, outputs)               {name: batch mean}, averaged by
                                     `evaluate` over the test examples;
