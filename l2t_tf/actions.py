@@ -53,7 +53,14 @@ class Action:
 
 
 class ProgressBar(Action):
-  """A tqdm bar per teacher epoch on stderr (loss and seconds per round)."""
+  """A tqdm bar per teacher epoch on stderr (e_val and seconds per round).
+
+  A teaching round shows `e_val=`, its validation error (cross-entropy on
+  the round's validation batch for classification) after stage III (`e2`),
+  else after stage I (`e1`), and not the student's training loss: that is
+  the DLN's output, which is not bounded below and often negative. A round
+  without e_val (a fixed loss such as the cross-entropy) shows `loss=`.
+  """
 
   def __init__(self, enabled=True):
     self.enabled, self.bar = enabled, None
@@ -63,9 +70,19 @@ class ProgressBar(Action):
                          file=sys.stderr, disable=not self.enabled,
                          desc=f"teacher epoch {epoch + 1}/{loop.teacher_epochs}")
 
+  @staticmethod
+  def postfix(metrics):
+    """The bar's figures of a round: {'e_val' or 'loss': ..., 's': ...}."""
+    e_val = metrics.get("e2", metrics.get("e1"))
+    if e_val is None:
+      shown = {"loss": f"{float(metrics['train_loss']):.3f}"}
+    else:
+      shown = {"e_val": f"{float(e_val):.3f}"}
+    shown["s"] = f"{float(metrics['round_time_s']):.2f}"
+    return shown
+
   def round_end(self, loop, metrics):
-    self.bar.set_postfix(loss=f"{metrics['train_loss']:.3f}",
-                         s=f"{metrics['round_time_s']:.2f}")
+    self.bar.set_postfix(self.postfix(metrics))
     self.bar.update(1)
 
   def epoch_end(self, loop, epoch, entry):

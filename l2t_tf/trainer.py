@@ -329,7 +329,8 @@ class Trainer:
           f"free space or restore write access, then run the same command "
           f"again to resume from it.") from e
     self._saved_position = position
-    logging.info("Saved checkpoint %s.", path)
+    # Debug: one line per round would break the progress bar (issue 22).
+    logging.debug("Saved checkpoint %s.", path)
     return path
 
   # ---- loop -------------------------------------------------------------

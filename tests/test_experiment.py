@@ -1,6 +1,10 @@
 """The experiment builder: one round per method, checkpoints by name, actions."""
+import io
 import os
+import sys
 import tempfile
+import types
+from unittest import mock
 
 import tensorflow as tf
 
@@ -187,6 +191,26 @@ class ActionsTest(tf.test.TestCase):
                              actions.Checkpoint])
     fixed = lib.tiny_trainer(self.get_temp_dir(), method="fixed_loss")
     self.assertNotIn(actions.DLNSurface, [type(a) for a in fixed.actions])
+
+  def test_progress_bar_shows_e_val_not_the_dln_loss(self):
+    counters = types.SimpleNamespace(round_in_epoch=tf.Variable(0))
+    loop = types.SimpleNamespace(teacher_epochs=1, counters=counters)
+    teaching = {"train_loss": -3.25, "e1": 0.75, "round_time_s": 0.5}
+    rounds = [dict(teaching, e2=0.5), teaching,  # Stage III or stage I only.
+              {"train_loss": 2.25, "round_time_s": 0.5}]  # A fixed loss.
+    bars = []
+    for metrics in rounds:
+      with mock.patch.object(sys, "stderr", io.StringIO()) as stderr:
+        bar = actions.ProgressBar()
+        bar.epoch_start(loop, 0, rounds=1)
+        bar.round_end(loop, metrics)
+        bar.end(loop)
+      bars.append(stderr.getvalue())
+    self.assertIn("e_val=0.500, s=0.50", bars[0])
+    self.assertIn("e_val=0.750, s=0.50", bars[1])
+    self.assertIn("loss=2.250, s=0.50", bars[2])
+    for bar in bars[:2]:
+      self.assertNotIn("loss", bar)
 
   def test_history_keeps_what_the_checkpoint_saw(self):
     model_dir = self.get_temp_dir()

@@ -101,6 +101,23 @@ class MainTest(tf.test.TestCase):
     self.assertAllClose(loss(labels, logits), straight.dln(labels, logits),
                         rtol=1e-5)
 
+  def test_stderr_is_a_progress_bar_and_a_few_lines(self):
+    # Issue 22: no line per checkpoint (one per round), e_val in the bar.
+    out = subprocess.run(
+        _command(os.path.join(self.get_temp_dir(), "run"),
+                 TINY + ["Trainer.rounds_per_epoch = 5"]),
+        capture_output=True, timeout=600)
+    stderr = out.stderr.decode()  # Not text=True: it reads "\r" as "\n".
+    self.assertEqual(out.returncode, 0, stderr[-3000:])
+    self.assertNotIn("Saved checkpoint", stderr)
+    self.assertIn("e_val=", stderr)
+    self.assertNotIn("loss=", stderr)
+    # A bar redraws its line ("\r"): one line per teacher epoch, the DLN's
+    # warm start and the two epochs' summaries.
+    lines = [line for line in stderr.split("\n") if line.strip()]
+    self.assertLen(lines, 5, stderr)
+    self.assertLess(len(stderr), 5000)
+
   def test_bad_binding_is_named_without_traceback(self):
     out = subprocess.run(
         [sys.executable, "-m", "l2t_tf.main",
