@@ -13,10 +13,14 @@ the other), so they are found by name from any directory, installed or not:
 the packaged file from any directory too.
 The packaged directory is on gin's search path, so a gin file (shipped or
 one's own) can `include 'cifar10_resnet8.gin'` and bind only what differs.
+
+`help_text` is `python -m l2t_tf.main --help`: the usage, the flags, the
+packaged gin files and the main knobs (`MAIN_KNOBS`).
 """
 import contextlib
 import logging
 import os
+import textwrap
 import tokenize
 
 import gin
@@ -140,3 +144,32 @@ def parse(gin_files=(), gin_bindings=()):
                     f"quote left open?)") from e
   except (ValueError, KeyError, ImportError, SyntaxError, OSError) as e:
     raise UserError(f"bad gin configuration: {e}") from e
+
+
+#: The settings most runs change: (binding, what it sets).
+MAIN_KNOBS = (
+    ("Trainer.unroll_length", "N, student steps unrolled per round"),
+    ("Trainer.teacher_epochs", "teacher epochs, each a pass over validation"),
+    ("Trainer.validation_ratio", "share of the training set that validates"),
+    ("Trainer.batch_size", "the student's training batch"),
+    ("Trainer.validation_batch_size", "the batch e_val is measured on"),
+    ("Trainer.student_learning_rate", "the student's SGD step"),
+    ("Trainer.hypergradient_mode", "'unrolled', or 'reverse' (memory flat)"),
+    ("Trainer.stage3", "'paper' or 'release' (the authors' code)"),
+    ("Trainer.seed", "splits, shuffles and initial weights"),
+    ("train_eval.model_dir", "the run's directory (runs resume there)"),
+    ("get_strategy.name", "'default', 'mirrored' or 'multi_worker'"),
+)
+
+
+def help_text(usage, flags_help):
+  """`--help`: `usage`, `flags_help`, the packaged gin files, the knobs."""
+  names = ", ".join(os.path.basename(p) for p in packaged_gin_files())
+  width = max(len(name) for name, _ in MAIN_KNOBS)
+  knobs = [f"  {name:<{width}}  {what}" for name, what in MAIN_KNOBS]
+  return "\n".join([
+      usage.strip(), "", "Flags:", flags_help.rstrip(), "",
+      f"Packaged gin files (--gin_file=NAME, in {GIN_DIR}):",
+      textwrap.fill(names, 79, initial_indent="  ", subsequent_indent="  "),
+      "", "Main knobs (--gin_bindings='NAME = VALUE'; the gin file sets them):",
+      *knobs, "", "Every value a run used: <model_dir>/operative_config.gin."])

@@ -57,6 +57,19 @@ def _one_line(error):
                   if line.strip())
 
 
+_HELP_FLAGS = ("--help", "-h", "-?", "--helpshort")
+
+
+def _parse_flags(argv):
+  """absl's parsing; --help (or -h) prints `config.help_text` and exits 0."""
+  args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+  if any(arg in _HELP_FLAGS for arg in args):
+    flags_help = FLAGS.module_help(__name__).strip().split("\n", 1)[-1]
+    print(config.help_text(__doc__, flags_help))
+    sys.exit(0)
+  return app.parse_flags_with_usage(argv)
+
+
 def main(argv):
   del argv
   tf_logger = logging.getLogger("tensorflow")
@@ -100,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -118,6 +118,17 @@ class MainTest(tf.test.TestCase):
     self.assertLen(lines, 5, stderr)
     self.assertLess(len(stderr), 5000)
 
+  def test_help_lists_the_packaged_gin_files_and_the_knobs(self):
+    for flag in ("--help", "-h"):
+      out = subprocess.run([sys.executable, "-m", "l2t_tf.main", flag],
+                           capture_output=True, text=True, timeout=300)
+      with self.subTest(flag):
+        self.assertEqual(out.returncode, 0, out.stderr[-3000:])
+        for text in ("python -m l2t_tf.main", "--gin_bindings",
+                     "pspnet_voc.gin", "digits_l2t_dln.gin",
+                     "Trainer.unroll_length", "get_strategy.name"):
+          self.assertIn(text, out.stdout)
+
   def test_bad_binding_is_named_without_traceback(self):
     out = subprocess.run(
         [sys.executable, "-m", "l2t_tf.main",
