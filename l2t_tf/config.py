@@ -18,6 +18,7 @@ one's own) can `include 'cifar10_resnet8.gin'` and bind only what differs.
 packaged gin files and the main knobs (`MAIN_KNOBS`).
 """
 import contextlib
+import io
 import logging
 import os
 import textwrap
@@ -128,6 +129,10 @@ def _add_search_path():
 def parse(gin_files=(), gin_bindings=()):
   """Parses gin files then bindings; raises UserError naming the problem.
 
+  A bracket or a quote left open is named with its file (or binding) and
+  line (`_left_open`): gin's own message then names none, or the line
+  where it gave up.
+
   Args:
     gin_files: paths or names of packaged gin files (`resolve_gin_file`).
     gin_bindings: binding strings, applied after the files.
@@ -139,11 +144,62 @@ def parse(gin_files=(), gin_bindings=()):
     with _quiet_gin_lookups():
       gin.parse_config_files_and_bindings(paths, list(gin_bindings),
                                           skip_unknown=False)
-  except tokenize.TokenError as e:  # Not a SyntaxError: ( without ).
-    raise UserError(f"bad gin configuration: {e.args[0]} (a bracket or a "
-                    f"quote left open?)") from e
-  except (ValueError, KeyError, ImportError, SyntaxError, OSError) as e:
+  except (tokenize.TokenError, SyntaxError) as e:  # TokenError: ( without ).
+    raise UserError("bad gin configuration: " + _left_open(
+        list(zip(gin_files, paths)), gin_bindings, e)) from e
+  except (ValueError, KeyError, ImportError, OSError) as e:
     raise UserError(f"bad gin configuration: {e}") from e
+
+
+def _left_open(files, bindings, error):
+  """Where a bracket or a quote is left open, or `error`'s own message.
+
+  Args:
+    files: (name as given, path) of each gin file, in parsing order.
+    bindings: the binding strings, parsed after the files.
+    error: gin's error.
+  """
+  texts = [(name, _read(path)) for name, path in files]
+  texts += [(f"--gin_bindings {b!r}", b) for b in bindings]
+  for name, text in texts:
+    problem = _open_bracket_or_quote(text)
+    if problem is not None:
+      line, what = problem
+      return f"{name}, line {line}: {what}."
+  if isinstance(error, tokenize.TokenError):  # Not found (an `include`d file).
+    return f"{error.args[0]} (a bracket or a quote left open?)"
+  return str(error)
+
+
+def _read(path):
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  except (OSError, UnicodeDecodeError):
+    return ""
+
+
+def _open_bracket_or_quote(text):
+  """(line, what) of a bracket or a quote `text` leaves open, else None.
+
+  Python's tokenizer (gin's) fails at the end of `text` then; the line is
+  that of the innermost bracket still open, or where the string starts.
+  """
+  opened = []  # Lines of the brackets open so far.
+  try:
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+      if token.type == tokenize.OP and token.string in ("(", "[", "{"):
+        opened.append((token.string, token.start[0]))
+      elif token.type == tokenize.OP and token.string in (")", "]", "}"):
+        opened = opened[:-1]  # Matched or not: as the tokenizer counts.
+  except tokenize.TokenError as e:
+    message, (line, _) = e.args
+    if opened and "statement" in message:
+      bracket, line = opened[-1]
+      return line, f"a bracket left open ({bracket!r} never closed: {message})"
+    what = "a quote" if "string" in message else "a bracket or a quote"
+    return line, f"{what} left open ({message})"
+  return None
 
 
 #: The settings most runs change: (binding, what it sets).

@@ -59,7 +59,9 @@ CASES = [
     (["ALAControllerUpdater.learning_rate = 'x'"], ["digits_ala.gin"],
      "ALAControllerUpdater.learning_rate"),
     (["Trainer.unroll_lenght = 3"], [], "unroll_lenght"),
-    (["Trainer.unroll_length = ((2"], [], "bad gin configuration"),
+    (["Trainer.unroll_length = ((2"], [],
+     "bad gin configuration: --gin_bindings 'Trainer.unroll_length = ((2', "
+     "line 1: a bracket left open"),
     (["train_eval.model_dir = '/etc/hostname/run'"], [],
      "train_eval.model_dir"),
     (["train_eval.model_dir = ''"], [], "train_eval.model_dir"),
@@ -146,6 +148,41 @@ class UserErrorsTest(tf.test.TestCase):
         self.assertStartsWith(lines[0], "error: ")
         self.assertIn(culprit, lines[0])
         self.assertNotIn("Traceback", out.stderr + out.stdout)
+
+
+class GinSyntaxErrorTest(tf.test.TestCase):
+  """A bracket or a quote left open names its file or binding and line."""
+
+  def _message(self, gin_files, bindings):
+    with self.assertRaises(errors.UserError) as raised:
+      config.parse(gin_files, bindings)
+    one_line = main_lib._one_line  # pylint: disable=protected-access
+    return one_line(raised.exception)
+
+  def test_a_file_names_itself_and_the_line_of_the_bracket(self):
+    for ending in ("", "Trainer.seed = 1\n"):  # gin stops at EOF, or line 3.
+      with self.subTest(ending=ending):
+        path = os.path.join(self.get_temp_dir(), "my.gin")
+        with open(path, "w") as f:
+          f.write("Trainer.unroll_length = 3\nTrainer.teacher_epochs = (2,\n"
+                  + ending)
+        self.assertEqual(
+            self._message([config.DEFAULT_GIN_FILE, path], []),
+            f"bad gin configuration: {path}, line 2: a bracket left open "
+            "('(' never closed: EOF in multi-line statement).")
+
+  def test_a_binding_names_itself(self):
+    for later in ([], ["Trainer.seed = 1"]):
+      with self.subTest(later=later):
+        self.assertEqual(
+            self._message([config.DEFAULT_GIN_FILE],
+                          ["Trainer.unroll_length = [2"] + later),
+            "bad gin configuration: --gin_bindings 'Trainer.unroll_length = "
+            "[2', line 1: a bracket left open ('[' never closed: EOF in "
+            "multi-line statement).")
+    binding = "Trainer.seed = " + "'" * 3 + "x"
+    self.assertIn(f"--gin_bindings {binding!r}, line 1: a quote left open",
+                  self._message([], [binding]))
 
 
 class ChecksTest(tf.test.TestCase):
