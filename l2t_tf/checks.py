@@ -13,13 +13,16 @@ TensorFlow would take silently (a float unroll length, a negative
 not numbers here (`True` is no unroll length).
 
 Also: `call` builds a model from a bound factory and names the binding if
-the factory is of another task; `writable_directory` checks a model_dir by
-writing into it.
+the factory is of another task; `run_directory` checks, without creating
+it, that a model_dir can be made (local, its nearest existing directory
+writable); `writable_directory` creates it and checks it by writing into it.
 """
 import inspect
 import math
 import numbers
 import os
+import re
+import tempfile
 import uuid
 
 import gin
@@ -185,6 +188,62 @@ def _gin_bound(parameter):
   return True
 
 
+# A URL: gs://bucket/run, ram://run, hdfs://...
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _directory_path(binding, path):
+  """`path` as a str; a UserError if it is no non-empty path."""
+  if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+    fail(binding, "a non-empty directory path", path)
+  return os.fspath(path)
+
+
+def _not_writable(binding, path, reason):
+  return errors.UserError(
+      f"{binding} = {path!r} is not a directory this run can write to "
+      f"({first_line(reason)}); give another one.")
+
+
+def _nearest_existing(path):
+  """`path` or its nearest ancestor that exists (as an absolute path)."""
+  path = os.path.abspath(path)
+  while not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  return path
+
+
+def run_directory(binding, path):
+  """Checks that directory `path` can be made for a run; creates nothing.
+
+  `path` must be local (l2t_tf locks a run with a local file, `run_lock`,
+  and creates its directory with `os`): a URL (`gs://`, `ram://`) is
+  refused. Its nearest existing directory (itself if it exists) must be a
+  directory this process can write to, tried by writing a file there and
+  deleting it. Nothing else is left behind: a run that fails before it
+  starts leaves no directory.
+
+  Returns:
+    `path`.
+  """
+  path = _directory_path(binding, path)
+  if _URL.match(path):
+    raise errors.UserError(
+        f"{binding} = {path!r} is not on a local file system: l2t_tf locks "
+        f"and writes its runs through local files; use a local or mounted "
+        f"directory (NFS, gcsfuse).")
+  existing = _nearest_existing(path)
+  if not os.path.isdir(existing):
+    raise _not_writable(binding, path, f"{existing} is not a directory")
+  try:
+    with tempfile.NamedTemporaryFile(dir=existing, prefix=".write_check_"):
+      pass  # Deleted on closing.
+  except OSError as e:
+    raise _not_writable(binding, path,
+                        f"cannot write in {existing}: {e.strerror}") from e
+  return path
+
+
 def writable_directory(binding, path):
   """Creates directory `path` if needed and checks a file can be written.
 
@@ -194,9 +253,7 @@ def writable_directory(binding, path):
   Returns:
     `path`.
   """
-  if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-    fail(binding, "a non-empty directory path", path)
-  path = os.fspath(path)
+  path = _directory_path(binding, path)
   probe = os.path.join(path, f".write_check_{uuid.uuid4().hex}")
   try:
     tf.io.gfile.makedirs(path)
@@ -205,9 +262,7 @@ def writable_directory(binding, path):
     tf.io.gfile.remove(probe)
   except (tf.errors.OpError, OSError) as e:
     reason = e.message if isinstance(e, tf.errors.OpError) else e.strerror
-    raise errors.UserError(
-        f"{binding} = {path!r} is not a directory this run can write to "
-        f"({first_line(reason)}); give another one.") from e
+    raise _not_writable(binding, path, reason) from e
   return path
 
 

@@ -4,7 +4,9 @@
 and writes this process's id and host into it. The OS drops the lock when
 the process ends, however it ends (a crashed or killed run leaves nothing
 stuck). A second run on the same directory gets a `Locked` error at once,
-naming the process that holds it.
+naming the process that holds it. The lock is a local file (Python's
+`open`, not `tf.io.gfile`): `train_eval` refuses a model_dir that is a URL
+(`checks.run_directory`); a mounted directory (NFS, gcsfuse) is local.
 """
 import contextlib
 import fcntl

@@ -38,23 +38,40 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
 
   The chief holds `model_dir`'s lock for the whole run (`run_lock`); a run
   that resumes must have the configuration it started with
-  (`run_config.check_resume`) unless `override_config`.
+  (`run_config.check_resume`) unless `override_config`. A new `model_dir`
+  is created only once the run can start: it is checked without being
+  created (`checks.run_directory`: local, its nearest existing directory
+  writable), the task and the `Trainer` are built (what fails on missing
+  data or a bad binding; nothing is written there), then it is created and
+  locked. An existing one is locked before building (a second run on it
+  stops at once).
   """
   distribution = strategy() if callable(strategy) else strategy  # First op.
   chief = strategy_lib.is_chief(distribution)
   if not chief:
     logging.set_verbosity(logging.WARNING)  # Logs from the chief only.
-  model_dir = checks.writable_directory("train_eval.model_dir", model_dir)
-  lock = run_lock.hold(model_dir) if chief else contextlib.nullcontext()
-  with lock:
-    return _train_eval(model_dir, task, distribution, chief, extra_results,
-                       override_config)
+  model_dir = checks.run_directory("train_eval.model_dir", model_dir)
+  with contextlib.ExitStack() as lock:
+    existed = os.path.isdir(model_dir)
+    if existed:
+      _create_and_lock(lock, model_dir, chief)
+    task = task() if isinstance(task, type) else task
+    trainer = trainer_lib.Trainer(task, model_dir, distribution)  # Collective.
+    if not existed:
+      _create_and_lock(lock, model_dir, chief)
+    return _train_eval(trainer, model_dir, task, distribution, chief,
+                       extra_results, override_config)
 
 
-def _train_eval(model_dir, task, distribution, chief, extra_results,
+def _create_and_lock(stack, model_dir, chief):
+  """Creates `model_dir` (checked by writing); the chief locks it."""
+  checks.writable_directory("train_eval.model_dir", model_dir)
+  if chief:
+    stack.enter_context(run_lock.hold(model_dir))
+
+
+def _train_eval(trainer, model_dir, task, distribution, chief, extra_results,
                 override_config):
-  task = task() if isinstance(task, type) else task
-  trainer = trainer_lib.Trainer(task, model_dir, distribution)
   # After the Trainer read its bindings: everything is bound.
   overridden = run_config.check_resume(
       model_dir, trainer.checkpoint_dir,

@@ -9,7 +9,8 @@ misspelt parameter, an unusable model_dir) go through `python -m
 l2t_tf.main` in subprocesses, two at a time: exit code 2, one line on
 stderr, no "Traceback". With L2T_SLOW_TESTS=1 the whole table goes through
 subprocesses. stderr is taken as it is: the package silences TensorFlow's
-start-up lines (`tf_startup`), and none may precede the error.
+start-up lines (`tf_startup`), and none may precede the error. Every case
+fails before the run starts, so none may leave its model_dir behind.
 """
 import concurrent.futures
 import os
@@ -32,6 +33,7 @@ SLOW = bool(os.environ.get("L2T_SLOW_TESTS"))
 FAST = ["Trainer.max_rounds = 2", "Trainer.teacher_epochs = 1",
         "Trainer.progress = False"]
 READ_ONLY = "<read-only>"  # Replaced by a directory made read-only.
+EMPTY = "<empty>"  # Replaced by a directory that does not exist.
 SEGMENTATION = "train_eval.task = @SegmentationTask"
 
 # (bindings, gin files, what the message must name). Later bindings win.
@@ -62,6 +64,11 @@ CASES = [
     (["Trainer.unroll_length = ((2"], [],
      "bad gin configuration: --gin_bindings 'Trainer.unroll_length = ((2', "
      "line 1: a bracket left open"),
+    ([f"ClassificationTask.data_dir = '{EMPTY}'",
+      "ClassificationTask.dataset = 'cifar10'"], [], "'cifar10' is not "
+     "prepared"),
+    (["train_eval.model_dir = 'ram://l2t_run'"], [],
+     "train_eval.model_dir = 'ram://l2t_run' is not on a local file system"),
     (["train_eval.model_dir = '/etc/hostname/run'"], [],
      "train_eval.model_dir"),
     (["train_eval.model_dir = ''"], [], "train_eval.model_dir"),
@@ -90,16 +97,17 @@ def _read_only_directory(parent):
 SUBPROCESS_CASES = ("Trainer.unroll_length = 'ten'",
                     "TeacherUpdater.hidden_units = 64",
                     "Trainer.unroll_lenght = 3", "Trainer.unroll_length = ((2",
-                    "train_eval.model_dir = '/etc/hostname/run'")
+                    "train_eval.model_dir = '/etc/hostname/run'",
+                    "ClassificationTask.dataset = 'cifar10'")
 
 
-def _cases(read_only):
+def _cases(read_only, empty):
   """The table, with the read-only directory (dropped if there is none)."""
   if read_only is None:
     print("Skipped the read-only model_dir: this user (root) writes "
           "through chmod 0o555.")
-  return [([b.replace(READ_ONLY, read_only or "") for b in bindings],
-           gin_files, culprit)
+  return [([b.replace(READ_ONLY, read_only or "").replace(EMPTY, empty)
+            for b in bindings], gin_files, culprit)
           for bindings, gin_files, culprit in CASES
           if read_only or not any(READ_ONLY in b for b in bindings)]
 
@@ -117,7 +125,7 @@ class UserErrorsTest(tf.test.TestCase):
   def test_each_bad_input_is_a_one_line_user_error_naming_it(self):
     base = self.get_temp_dir()
     for i, (bindings, gin_files, culprit) in enumerate(
-        _cases(_read_only_directory(base))):
+        _cases(_read_only_directory(base), os.path.join(base, "no_data"))):
       with self.subTest(bindings=bindings):
         model_dir = os.path.join(base, f"run_{i}")
         with self.assertRaises(errors.UserError) as raised:
@@ -127,10 +135,12 @@ class UserErrorsTest(tf.test.TestCase):
         line = main_lib._one_line(raised.exception)  # pylint: disable=protected-access
         self.assertNotIn("\n", line)
         self.assertIn(culprit, line)
+        self.assertFalse(os.path.exists(model_dir))
 
   def test_main_prints_one_error_line_and_exits_2(self):
     base = self.get_temp_dir()
-    cases = [c for c in _cases(_read_only_directory(base))
+    cases = [c for c in _cases(_read_only_directory(base),
+                               os.path.join(base, "no_data"))
              if SLOW or c[0][-1] in SUBPROCESS_CASES]
     self.assertGreaterEqual(len(cases), len(SUBPROCESS_CASES))
 
@@ -140,7 +150,7 @@ class UserErrorsTest(tf.test.TestCase):
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
       outputs = list(pool.map(run, range(len(cases))))
-    for (bindings, _, culprit), out in zip(cases, outputs):
+    for i, ((bindings, _, culprit), out) in enumerate(zip(cases, outputs)):
       with self.subTest(bindings=bindings):
         lines = [line for line in out.stderr.splitlines() if line.strip()]
         self.assertEqual(out.returncode, 2, out.stderr[-2000:])
@@ -148,6 +158,7 @@ class UserErrorsTest(tf.test.TestCase):
         self.assertStartsWith(lines[0], "error: ")
         self.assertIn(culprit, lines[0])
         self.assertNotIn("Traceback", out.stderr + out.stdout)
+        self.assertFalse(os.path.exists(os.path.join(base, f"run_{i}")))
 
 
 class GinSyntaxErrorTest(tf.test.TestCase):
@@ -217,6 +228,21 @@ class ChecksTest(tf.test.TestCase):
     with self.assertRaisesRegex(errors.UserError, "cannot|not a directory"):
       checks.writable_directory("train_eval.model_dir",
                                 os.path.join(read_only, "run"))
+
+  def test_a_run_directory_is_checked_without_being_created(self):
+    path = os.path.join(self.get_temp_dir(), "new", "run")
+    self.assertEqual(checks.run_directory("m", path), path)
+    self.assertEqual(os.listdir(self.get_temp_dir()), [])
+    with self.assertRaisesRegex(
+        errors.UserError, r"^m = '/etc/hostname/run' is not a directory this "
+        r"run can write to \(/etc/hostname is not a directory\)"):
+      checks.run_directory("m", "/etc/hostname/run")
+
+  def test_a_url_run_directory_is_refused(self):
+    for url in ("ram://run", "gs://bucket/run"):
+      with self.subTest(url), self.assertRaisesRegex(
+          errors.UserError, f"^m = '{url}' is not on a local file system"):
+        checks.run_directory("m", url)
 
   def test_a_writable_model_dir_is_created_and_left_clean(self):
     path = os.path.join(self.get_temp_dir(), "new", "run")
