@@ -141,10 +141,6 @@ class ExportTest(tf.test.TestCase):
     self.assertFalse(all(np.array_equal(a, b) for a, b in
                          zip(before, model.get_weights())))
 
-  def test_missing_export(self):
-    with self.assertRaisesRegex(FileNotFoundError, "saved_model.pb"):
-      l2t_tf.load_dln(os.path.join(self.get_temp_dir(), "nothing"))
-
 
 if __name__ == "__main__":
   tf.test.main()
