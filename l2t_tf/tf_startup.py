@@ -11,7 +11,10 @@ and memory growth can still be configured) with file descriptor 2, which the
 C++ code writes to, captured; then it writes back every captured line but
 those (Python warnings and any other error pass through). On a GPU machine
 whose driver fails, the cuInit error is dropped too and TensorFlow runs on
-the CPU; TF_CPP_MIN_LOG_LEVEL=0 shows why.
+the CPU; TF_CPP_MIN_LOG_LEVEL=0 shows why. In a script that imported
+TensorFlow (or Keras) first, what that import printed is not ours, but the
+device query is still made here, captured: otherwise its cuInit line would
+come from l2t_tf's first op (or the script's), not from its own import.
 
 `drop_tensorflow_python_info` does the same for the INFO lines TensorFlow's
 Python code logs through absl (checkpoint sharding, SavedModel fingerprints).
@@ -66,7 +69,7 @@ def _import_and_list_devices():
 def import_tensorflow():
   """Imports TensorFlow; its start-up lines are dropped unless wanted."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  if "tensorflow" in sys.modules or tensorflow_logs_wanted():
+  if tensorflow_logs_wanted():
     importlib.import_module("tensorflow")
     return
   try:

@@ -68,6 +68,20 @@ class TfStartupTest(tf.test.TestCase):
         for text in ("cuInit", "cuda", "absl::InitializeLog", "oneDNN"):
           self.assertNotIn(text, out.stderr)
 
+  def test_import_after_tensorflow_or_keras_prints_nothing(self):
+    # What `import tensorflow` prints is not ours; nothing may follow it,
+    # from `import l2t_tf` or (its device query, captured) the first op.
+    for first in ("tensorflow", "keras"):
+      with self.subTest(first):
+        out = _run(["-c", f"import sys; import {first}; "
+                    "sys.stderr.write('MARK\\n'); sys.stderr.flush(); "
+                    "import l2t_tf; import tensorflow as tf; "
+                    "print(tf.constant(1.0) + 1.0)"])
+        self.assertEqual(out.returncode, 0, out.stderr[-3000:])
+        self.assertIn("2.0", out.stdout)
+        self.assertIn("MARK\n", out.stderr)
+        self.assertEqual(out.stderr.split("MARK\n", 1)[1], "")
+
   def test_log_level_below_two_shows_everything(self):
     self.assertFalse(tf_startup.tensorflow_logs_wanted())
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
