@@ -55,7 +55,7 @@ class SmallCNN(keras.Model):
 
 class TeachTest(tf.test.TestCase):
 
-  def test_numpy_mlp_end_to_end_then_resume_reports_the_same(self):
+  def test_numpy_mlp_end_to_end_learned_loss_then_resume(self):
     x, y = _digits()
     model_dir = os.path.join(self.get_temp_dir(), "mlp")
     model = _mlp()
@@ -77,6 +77,18 @@ class TeachTest(tf.test.TestCase):
     logits = model.predict(x[300:], verbose=0)
     self.assertAllClose(np.mean(np.argmax(logits, -1) == y[300:]),
                         result.results["test_accuracy"])
+    # The learned loss: ids and one-hot labels, the export, a fresh model.
+    loss, logits = result.loss, model(x[:20])
+    self.assertAllClose(loss(y[:20], logits),
+                        loss(keras.utils.to_categorical(y[:20], 10), logits))
+    self.assertAllClose(loss(y[:20], logits), result.dln(y[:20], logits))
+    exported = l2t_tf.load_dln(result.results["dln_export_path"])
+    self.assertAllClose(exported(y[:20], logits), loss(y[:20], logits))
+    fresh = _mlp()
+    fresh.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+    self.assertTrue(np.isfinite(fresh.fit(
+        x, keras.utils.to_categorical(y, 10), epochs=1,
+        verbose=0).history["loss"][0]))
     # Again on the same model_dir: a finished run reports the same figures.
     again = l2t_tf.teach(_mlp(), (x[:300], y[:300]),
                          test_data=(x[300:], y[300:]), model_dir=model_dir,
@@ -86,23 +98,6 @@ class TeachTest(tf.test.TestCase):
                      result.results["test_accuracy"])
     self.assertAllEqual(again.student.get_weights()[0],
                         model.get_weights()[0])
-
-  def test_learned_loss_trains_with_ids_and_one_hot(self):
-    x, y = _digits()
-    result = l2t_tf.teach(_mlp(), (x, y), model_dir=os.path.join(
-        self.get_temp_dir(), "loss"), **TINY)
-    loss = result.loss
-    logits = result.student(x[:20])
-    self.assertAllClose(loss(y[:20], logits),
-                        loss(keras.utils.to_categorical(y[:20], 10), logits))
-    self.assertAllClose(loss(y[:20], logits), result.dln(y[:20], logits))
-    fresh = _mlp()
-    fresh.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
-    first = fresh.fit(x, keras.utils.to_categorical(y, 10), epochs=1,
-                      verbose=0).history["loss"][0]
-    self.assertTrue(np.isfinite(first))
-    exported = l2t_tf.load_dln(result.results["dln_export_path"])
-    self.assertAllClose(exported(y[:20], logits), loss(y[:20], logits))
 
   def test_tf_data_subclassed_cnn_with_keras_batch_norm(self):
     x, y = _digits()
