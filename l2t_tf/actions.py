@@ -82,8 +82,8 @@ class ProgressBar(Action):
     return shown
 
   def round_end(self, loop, metrics):
-    self.bar.set_postfix(self.postfix(metrics))
-    self.bar.update(1)
+    self.bar.set_postfix(self.postfix(metrics), refresh=False)
+    self.bar.update(1)  # Draws the bar once, with the new figures.
 
   def epoch_end(self, loop, epoch, entry):
     self.end(loop)
