@@ -181,7 +181,7 @@ class SegmentationTask(base.Task):
     c = self.crop_size
     x = tf.zeros([batch_size, c, c, 3], tf.float32)
     y = tf.zeros([batch_size, c, c], tf.int32)
-    return y, student(x, training=False)[0]
+    return y, student(x, training=False)  # (main, aux) logits.
 
   def check_labels(self, student, y):
     values = np.unique(np.asarray(y))
