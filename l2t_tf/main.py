@@ -26,6 +26,7 @@ from absl import logging as absl_logging
 import tensorflow as tf
 
 from l2t_tf import config
+from l2t_tf import errors
 from l2t_tf import strategy as strategy_lib
 from l2t_tf import strict_json
 from l2t_tf import tf_startup
@@ -44,16 +45,10 @@ flags.DEFINE_bool("override_config", False,
 FLAGS = flags.FLAGS
 
 
-def _without_gin_context(error):
-  """gin appends "In call to configurable ..." lines: context, not news."""
-  return "\n".join(line for line in str(error).splitlines()
-                   if not line.strip().startswith("In call to"))
-
-
 def _one_line(error):
   """A user error's message on one line (gin's parse errors have several)."""
   return " ".join(line.strip()
-                  for line in _without_gin_context(error).splitlines()
+                  for line in errors.without_gin_context(error).splitlines()
                   if line.strip())
 
 
@@ -84,7 +79,7 @@ def main(argv):
     sys.stderr.write(f"error: {_one_line(e)}\n")
     sys.exit(2)
   except strategy_lib.WorkerLost as e:
-    sys.stderr.write(f"error: {_without_gin_context(e)}\n")
+    sys.stderr.write(f"error: {errors.without_gin_context(e)}\n")
     sys.exit(3)
   except tf.errors.AlreadyExistsError as e:
     # A TensorFlow graph-optimiser (grappler) bug on the gradient of the
