@@ -20,6 +20,19 @@ sum_j -log(1 - p_j): a one-vs-rest cross-entropy in the DLN's own features
 output against (W1) on a grid of the square (clipped to [margin, 1 -
 margin], where the target is finite), with Adam.
 
+Scale (issue 23): at zero logits, in the release's `sigmoid4` input, the
+gradient of (W1)'s mean over the C rows of a sample is exactly half of
+cross-entropy's, for every C:
+
+    d/dz_y = (C-1)/C * (sigmoid(0) - 1) = -(C-1)/(2C)   (CE: -(C-1)/C),
+    d/dz_j = sigmoid(0) / C            =  1/(2C)        (CE:  1/C),
+
+so a student that learns from the warm-started DLN starts as if its
+learning rate were halved. `scale` multiplies the target; `scale=2` makes
+the DLN's gradient equal to CE's at zero logits (`tests/test_dln_warm_start`
+checks the closed form). docs/generalization.md measures the ratio through
+training.
+
 Edge: a bias-free `softmax2` DLN has no constant input, so its MLP is
 positively homogeneous, f(k a, k b) = k f(a, b), and cannot represent (W1)
 (relative RMSE ~0.55); give it `use_bias=True` to warm-start it. The
@@ -35,17 +48,17 @@ from l2t_tf import loss_surface
 TARGETS = ("bce",)
 
 
-def target_loss(target, p_true, p_wrong):
-  """The target row loss (W1) at predictions p_true, p_wrong (tensors)."""
+def target_loss(target, p_true, p_wrong, scale=1.0):
+  """`scale` times the target row loss (W1) at p_true, p_wrong (tensors)."""
   if target not in TARGETS:
     raise errors.UserError(f"dln warm start target must be one of {TARGETS}, "
                            f"got {target!r}.")
-  return -tf.math.log(p_true) - tf.math.log(1.0 - p_wrong)
+  return scale * (-tf.math.log(p_true) - tf.math.log(1.0 - p_wrong))
 
 
 @gin.configurable(denylist=["dln"])
 def warm_start(dln, target="bce", steps=1500, learning_rate=3e-3, points=33,
-               margin=0.02):
+               margin=0.02, scale=1.0):
   """Fits the pairwise DLN `dln` to `target` in place; returns the fit.
 
   Args:
@@ -55,6 +68,7 @@ def warm_start(dln, target="bce", steps=1500, learning_rate=3e-3, points=33,
     steps, learning_rate: Adam steps on the mean squared error.
     points: grid points per axis of [margin, 1 - margin]^2.
     margin: keeps the target finite (|f| <= -2 log(margin)).
+    scale: multiplies the target (2: CE's gradient at zero logits, above).
   Returns:
     dict(warm_start_rmse=root mean squared error of the fit relative to the
     target's standard deviation, warm_start_properness=`properness` after).
@@ -64,7 +78,7 @@ def warm_start(dln, target="bce", steps=1500, learning_rate=3e-3, points=33,
   dtype = dln.compute_dtype
   a, b = tf.constant(a.ravel(), dtype), tf.constant(b.ravel(), dtype)
   rows = loss_surface.feature_rows(dln, a, b)
-  goal = target_loss(target, a, b)
+  goal = target_loss(target, a, b, scale)
   kernels = [tf.Variable(tf.convert_to_tensor(k)) for k in dln.kernels]
   biases = [tf.Variable(tf.convert_to_tensor(v)) for v in dln.biases]
   fitted = kernels + biases
