@@ -2,9 +2,10 @@ r"""The learned DLN as a loss for a model it never taught (docs/results.md).
 
   python tools/reuse_dln.py --dln=runs/digits_l2t_dln/dln_export
   python tools/reuse_dln.py --dln=a/dln_export --dln=b/dln_export --seeds=3
+  python tools/reuse_dln.py --set=segment --dln=<segment run>/dln_export
 
-Trains a fresh MLP (flatten -> Dense(64, relu) -> Dense(10), logits) on
-digits' training split with plain Keras (`model.compile(loss=...)`,
+Trains a fresh MLP (flatten -> Dense(64, relu) -> Dense(C), logits) on
+the training split of `--set` (a `benchmark_sets` name; digits by default) with plain Keras (`model.compile(loss=...)`,
 `model.fit`), SGD with `--learning_rate` (0.1), batch 25, `--epochs` (30),
 once with each exported DLN (`l2t_tf.load_dln`) and once with
 cross-entropy, from the same initial weights and the same batch order, and
@@ -21,28 +22,22 @@ import keras  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 import l2t_tf
-from l2t_tf.data import digits
+from l2t_tf.data import benchmark_sets
 from l2t_tf import strict_json
 
 
-def _arrays(split):
-  """(x [n, 8, 8, 1], y [n]) numpy arrays of digits' `split`."""
-  x, y, test = digits._arrays()  # pylint: disable=protected-access
-  keep = test if split == "test" else ~test
-  return x[keep], y[keep]
-
-
-def fresh_mlp(seed):
+def fresh_mlp(seed, input_shape, num_classes):
   keras.utils.set_random_seed(seed)
   return keras.Sequential([
-      keras.Input(digits.INPUT_SHAPE), keras.layers.Flatten(),
+      keras.Input(input_shape), keras.layers.Flatten(),
       keras.layers.Dense(64, activation="relu"),
-      keras.layers.Dense(digits.NUM_CLASSES)])
+      keras.layers.Dense(num_classes)])
 
 
 def train_and_test(loss, seed, epochs, learning_rate, train, test):
   """Test accuracy of a fresh MLP trained with `loss` (seeded batches)."""
-  model = fresh_mlp(seed)
+  num_classes = int(max(train[1].max(), test[1].max())) + 1
+  model = fresh_mlp(seed, train[0].shape[1:], num_classes)
   model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss=loss)
   keras.utils.set_random_seed(seed)  # Same shuffling for every loss.
   model.fit(*train, batch_size=25, epochs=epochs, shuffle=True, verbose=0)
@@ -54,6 +49,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dln", action="append", required=True,
                       help="an exported DLN directory (dln_export)")
+  parser.add_argument("--set", default="digits",
+                      choices=benchmark_sets.NAMES)
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--epochs", type=int, default=30)
   parser.add_argument("--learning_rate", type=float, default=0.1)
@@ -63,7 +60,8 @@ def main(argv=None):
       sys.exit(f"error: --dln={path}: no exported DLN there (run "
                f"`python -m l2t_tf.main` first; it writes <model_dir>/"
                f"dln_export).")
-  train, test = _arrays("train"), _arrays("test")
+  x, y, x_test, y_test = benchmark_sets.load(args.set)
+  train, test = (x, y), (x_test, y_test)
   ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   losses = {"cross_entropy": ce}
   losses.update({path: l2t_tf.load_dln(path) for path in args.dln})
@@ -76,7 +74,8 @@ def main(argv=None):
       "test_accuracy": accuracy, "mean_test_accuracy": means,
       "dln_minus_ce_points": {p: 100 * (means[p] - means["cross_entropy"])
                               for p in args.dln},
-      "epochs": args.epochs, "learning_rate": args.learning_rate,
+      "set": args.set, "epochs": args.epochs,
+      "learning_rate": args.learning_rate,
       "seeds": args.seeds}, indent=1))
 
 
