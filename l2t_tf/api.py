@@ -9,6 +9,9 @@
     result.results          # everything results.json holds
     result.loss             # the learned DLN as a Keras loss
 
+With noisy labels, give the teacher a small clean set to validate on:
+`teach(model, (x_noisy, y_noisy), validation_data=(x_clean, y_clean), ...)`.
+
 It is `python -m l2t_tf.main` with a task of one's own: the recipe (a gin
 file, by default `l2t_dln_recipe.gin`, the default job's method) is parsed,
 `Trainer` settings given as keyword arguments become bindings, and
@@ -101,9 +104,10 @@ def _check_strategy():
         "of your own (docs/distributed.md).")
 
 
-def teach(student, train_data, test_data=None, *, model_dir, task=None,
-          augment=None, gin_file=DEFAULT_RECIPE, gin_bindings=(),
-          override_config=False, **settings):
+def teach(student, train_data, test_data=None, *, model_dir,
+          validation_data=None, task=None, augment=None,
+          gin_file=DEFAULT_RECIPE, gin_bindings=(), override_config=False,
+          **settings):
   """Teaches `student` on `train_data` with L2T-DLN; returns a TeachingResult.
 
   Args:
@@ -114,15 +118,28 @@ def teach(student, train_data, test_data=None, *, model_dir, task=None,
     train_data: `(x, y)` arrays or a `tf.data.Dataset` of `(x, y)` examples
       or batches (`data.user_data`); labels are class ids or one-hot rows.
       The teaching loop divides it into the student's training part and the
-      teacher's validation part again at every teacher epoch.
+      teacher's validation part again at every teacher epoch (unless
+      `validation_data` is given).
     test_data: the same, for the final figures; None holds out 20 % of
       `train_data`.
     model_dir: where the run lives: checkpoints, results, TensorBoard, the
       exported DLN. Calling `teach` again with it resumes (or reports a
       finished run).
+    validation_data: None, or the same as `train_data` (examples not in
+      it): a fixed validation set for the teacher, e.g. a small clean,
+      class-balanced "trusted" set when `train_data`'s labels are noisy.
+      Every teacher epoch then validates on it instead of on a part of
+      `train_data` drawn again each epoch (`Trainer.validation_ratio` is
+      not used), and the student and its CE twin train on all of
+      `train_data` (less `heldout_ratio`'s held-out split, taken from
+      `train_data` only). An epoch has len(validation_data) //
+      validation_batch_size * rounds_per_validation_batch rounds (or
+      `rounds_per_epoch`, which reuses its batches); it needs at least
+      `validation_batch_size` examples (100 in the recipe), each checked
+      as `train_data`'s and shaped as they are.
     task: a `SupervisedTask` subclass for another problem than
       classification, called as `task(student, train_data, test_data,
-      augment=augment)`.
+      augment=augment)` (and `validation_data=validation_data` if given).
     augment: optional `(x, y, seed) -> (x, y)` training augmentation of one
       example from a stateless [2] int seed.
     gin_file: the recipe: a gin file path or a packaged name (or a list).
@@ -138,9 +155,12 @@ def teach(student, train_data, test_data=None, *, model_dir, task=None,
   config.parse([os.fspath(f) for f in files],
                list(gin_bindings) + _bindings(settings))
   _check_strategy()
-  made = (task or supervised.SupervisedTask)(student, train_data, test_data,
-                                             augment=augment)
+  extra = {} if validation_data is None else dict(
+      validation_data=validation_data)
   try:
+    made = (task or supervised.SupervisedTask)(student, train_data,
+                                               test_data, augment=augment,
+                                               **extra)
     results = train_eval_lib.train_eval(model_dir=os.fspath(model_dir),
                                         task=made,
                                         override_config=override_config)

@@ -43,13 +43,14 @@ from l2t_tf.students import yolov3
 from l2t_tf.tasks import classification
 from l2t_tf.tasks import detection
 from l2t_tf.tasks import segmentation
+from l2t_tf.tasks import supervised
 
 # The modules whose configurables gin files bind, imported for registration
 # (their import registers them; they are not used here otherwise).
 REGISTERED_MODULES = (related_methods, dln, dln_updaters, strategy, train_eval,
                       trainer, cifar_resnet, digits_cnn, nasnet, pspnet,
                       wide_resnet, yolov3, classification, detection,
-                      segmentation)
+                      segmentation, supervised)
 
 gin.external_configurable(hypergradient.sparse_cross_entropy, "cross_entropy")
 

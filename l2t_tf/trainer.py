@@ -2,7 +2,10 @@
 
 Paper Algorithm 1 over `teacher_epochs` epochs. At every epoch the training
 set is split again into the student's training part and the teacher's
-validation part (`data.splits`); an epoch has one round per validation batch
+validation part (`data.splits`), unless the task has a fixed validation set
+(`Task.fixed_validation_split`: the validation part of every epoch, the
+student training on all of the training set); an epoch has one round per
+validation batch
 (as the authors' release; `rounds_per_validation_batch` rounds per batch if
 set, `rounds_per_epoch` rounds if set), each round consuming `stages` blocks
 of N training batches (`rounds.base`).
@@ -158,6 +161,7 @@ class Trainer:
     self.train_data, self.train_size = task.training_set()
     self.test_data = task.test_batches(eval_batch_size)
     self.heldout_data = self._hold_out(float(heldout_ratio))
+    self.fixed_validation = self._fixed_validation()
     self.experiment = experiment_lib.build_experiment(
         task, strategy, method=method, updater=updater,
         train_comparison=train_comparison,
@@ -226,17 +230,38 @@ class Trainer:
           f"{self.train_size}; raise it or set it to 0.")
     return self.task.heldout_batches(heldout, self.eval_batch_size)
 
+  def _fixed_validation(self):
+    """The task's fixed validation (dataset, size), checked; or None."""
+    fixed = self.task.fixed_validation_split()
+    if fixed is not None and fixed[1] < self.validation_batch_size:
+      raise errors.UserError(
+          f"the fixed validation set (validation_data) has {fixed[1]} "
+          f"examples, fewer than Trainer.validation_batch_size = "
+          f"{self.validation_batch_size}: give more or lower "
+          f"validation_batch_size.")
+    return fixed
+
   def epoch_rounds(self, epoch):
-    """(dataset of rounds for `epoch`, number of rounds in it)."""
-    train, val, n_train, n_val = splits.split(
-        self.train_data, self.train_size, self.validation_ratio, self.seed,
-        epoch)
+    """(dataset of rounds for `epoch`, number of rounds in it).
+
+    The validation part is the task's fixed one if it has one (the student
+    then trains on the whole training set, less any held-out split), else
+    drawn again for `epoch` (`splits.split`).
+    """
+    if self.fixed_validation is None:
+      train, val, n_train, n_val = splits.split(
+          self.train_data, self.train_size, self.validation_ratio, self.seed,
+          epoch)
+      leaves = f"validation_ratio={self.validation_ratio} leaves"
+    else:
+      (val, n_val), train, n_train = (self.fixed_validation, self.train_data,
+                                      self.train_size)
+      leaves = "the fixed validation set leaves"
     if n_train < self.batch_size or n_val < self.validation_batch_size:
       raise errors.UserError(
-          f"validation_ratio={self.validation_ratio} leaves {n_train} training "
-          f"and {n_val} validation examples; need at least batch_size="
-          f"{self.batch_size} and validation_batch_size="
-          f"{self.validation_batch_size}.")
+          f"{leaves} {n_train} training and {n_val} validation examples; "
+          f"need at least batch_size={self.batch_size} and "
+          f"validation_batch_size={self.validation_batch_size}.")
     rounds = (n_val // self.validation_batch_size *
               self.rounds_per_validation_batch)
     if self.rounds_per_epoch:  # More than n_val // Bv reuses validation

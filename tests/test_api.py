@@ -7,6 +7,7 @@ one-line UserError.
 """
 import json
 import os
+from unittest import mock
 
 import keras
 import numpy as np
@@ -14,6 +15,8 @@ import tensorflow as tf
 
 import l2t_tf
 from l2t_tf import run_lock
+from l2t_tf import trainer as trainer_lib
+from l2t_tf.data import splits
 from l2t_tf.students import batch_norm
 
 TINY = dict(unroll_length=2, teacher_epochs=1, rounds_per_epoch=4,
@@ -32,6 +35,18 @@ def _mlp(classes=10, final=None):
   return keras.Sequential([keras.Input((64,)),
                            keras.layers.Dense(16, activation="relu"),
                            keras.layers.Dense(classes, activation=final)])
+
+
+def _ids(x):
+  """The example ids `_numbered` wrote into feature 0 of a batch of x."""
+  return set(np.round(np.asarray(x)[..., 0] * 1000).astype(int).ravel())
+
+
+def _numbered(n=400):
+  """Digits whose feature 0 (a pixel that is always 0) is the id i / 1000."""
+  x, y = _digits(n)
+  x[:, 0] = np.arange(n) / 1000
+  return x, y
 
 
 class SmallCNN(keras.Model):
@@ -125,6 +140,104 @@ class TeachTest(tf.test.TestCase):
         l2t_tf.teach(_mlp(), (x, y), model_dir=model_dir, **TINY)
 
 
+class FixedValidationTest(tf.test.TestCase):
+  """`teach(validation_data=...)`: the teacher's fixed (trusted) set."""
+
+  def test_the_teacher_validates_on_it_only_the_students_never_see_it(self):
+    x, y = _numbered()
+    train, trusted, test = range(0, 260), range(260, 300), range(300, 400)
+    seen = {"train": set(), "validation": set(), "rounds": []}
+    original = trainer_lib.Trainer.epoch_rounds
+
+    def spy(trainer, epoch):  # The same rounds the loop then runs.
+      data, rounds = original(trainer, epoch)
+      seen["rounds"].append(rounds)
+      for (xs, _), (xv, _) in data:
+        seen["train"] |= _ids(xs)
+        seen["validation"] |= _ids(xv)
+      return data, rounds
+
+    with mock.patch.object(trainer_lib.Trainer, "epoch_rounds", spy):
+      result = l2t_tf.teach(
+          _mlp(), (x[:260], y[:260]), test_data=(x[300:], y[300:]),
+          validation_data=(x[260:300], y[260:300]),
+          model_dir=os.path.join(self.get_temp_dir(), "trusted"),
+          heldout_ratio=0.2, **dict(TINY, rounds_per_epoch=12,
+                                    dln_warm_start=False))
+    self.assertEqual(result.results["rounds_done"], 12)
+    self.assertEqual(seen["rounds"], [12])
+    # The teacher's batches: every trusted example, nothing else.
+    self.assertEqual(seen["validation"], set(trusted))
+    # The students': training examples only, none held out (heldout_ratio
+    # takes its split from train_data alone, as without validation_data).
+    held = np.flatnonzero(tf.random.stateless_uniform(
+        [260], seed=splits.HOLDOUT_SEED, dtype=tf.float64) < 0.2)
+    self.assertNotEmpty(held)
+    self.assertTrue(seen["train"] <= set(train) - set(held), seen["train"])
+    self.assertGreater(len(seen["train"]), 150)  # 12 rounds of 20.
+    self.assertTrue(seen["train"].isdisjoint(set(trusted) | set(test)))
+    self.assertIsNotNone(result.results["heldout_accuracy"])
+
+  def test_an_epoch_has_a_round_per_validation_batch(self):
+    x, y = _numbered(200)
+    settings = dict(TINY, rounds_per_epoch=None, teacher_epochs=2,
+                    train_comparison=False, dln_warm_start=False)
+    result = l2t_tf.teach(
+        _mlp(), (x[:140], y[:140]), test_data=(x[180:], y[180:]),
+        validation_data=(x[140:180], y[140:180]),
+        model_dir=os.path.join(self.get_temp_dir(), "rounds"), **settings)
+    # 40 // validation_batch_size 20 * 1 round per batch, every epoch
+    # (a random split of 140 at ratio 0.5 would vary by epoch).
+    self.assertEqual([e["rounds_done"] for e in result.results["history"]],
+                     [2, 4])
+
+
+class FixedLossTest(tf.test.TestCase):
+  """`SupervisedTask.fixed_loss`: a Table 1 baseline through `teach`."""
+
+  def _fixed(self, name, loss=None):
+    x, y = _digits()
+    bindings = ["Trainer.method = 'fixed_loss'"] + (
+        [f"SupervisedTask.fixed_loss = {loss}"] if loss else [])
+    return l2t_tf.teach(_mlp(), (x[:300], y[:300]),
+                        test_data=(x[300:], y[300:]),
+                        model_dir=os.path.join(self.get_temp_dir(), name),
+                        gin_bindings=bindings, **TINY)
+
+  def test_ce_is_the_l2t_runs_twin_and_the_bound_losses_differ(self):
+    x, y = _digits()
+    taught = l2t_tf.teach(_mlp(), (x[:300], y[:300]),
+                          test_data=(x[300:], y[300:]),
+                          model_dir=os.path.join(self.get_temp_dir(), "l2t"),
+                          **dict(TINY, dln_warm_start=False))
+    ce = self._fixed("ce")
+    self.assertIsNone(ce.dln)
+    self.assertIsNone(ce.ce_student)
+    self.assertEqual(ce.results["method"], "fixed_loss")
+    # A fixed-loss run is the L2T-DLN run's CE twin: same start, batches.
+    for a, b in zip(ce.student.get_weights(),
+                    taught.ce_student.get_weights()):
+      self.assertAllClose(a, b, atol=1e-6)
+    self.assertAllClose(ce.results["test_accuracy"],
+                        taught.results["comparison_test_accuracy"])
+    smooth = self._fixed("smooth01", "@smooth_01_loss")
+    self.assertNotAllClose(smooth.student.get_weights()[0],
+                           ce.student.get_weights()[0])
+    arlf = self._fixed("arlf", "@adaptive_robust_loss()")
+    self.assertNotAllClose(arlf.student.get_weights()[0],
+                           ce.student.get_weights()[0])
+    # ARLF's shape and scale (one per class) are trained and checkpointed.
+    saved = dict(tf.train.list_variables(os.path.join(
+        arlf.model_dir, "checkpoints")))
+    alpha = [k for k in saved if k.startswith("fixed_loss/") and
+             "alpha" in k]
+    self.assertLen(alpha, 1)
+    self.assertEqual(saved[alpha[0]], [10])
+    value = tf.train.load_variable(os.path.join(arlf.model_dir,
+                                                "checkpoints"), alpha[0])
+    self.assertNotAllClose(value, np.full(10, value[0]))
+
+
 class BadInputTest(tf.test.TestCase):
   """A mistake stops `teach` before it trains, in one line."""
 
@@ -155,6 +268,21 @@ class BadInputTest(tf.test.TestCase):
     self._error("\\(x, y\\) pairs",
                 data=tf.data.Dataset.from_tensor_slices(x))
     self._error("cannot take the data's x", data=(x[:, :10], y))
+
+  def test_bad_validation_data(self):
+    x, y = _digits(200)
+    self._error("fixed validation set \\(validation_data\\) has 15 "
+                "examples, fewer than Trainer.validation_batch_size = 20",
+                validation_data=(x[:15], y[:15]))
+    self._error("validation_data: its examples \\(x, y\\) are "
+                "\\(.float32\\[10\\].*train_data's \\(.float32\\[64\\]",
+                validation_data=(x[:40, :10], y[:40]))
+    self._error("validation_data: x and y must have one row per example",
+                validation_data=(x[:40], y[:39]))
+    self._error("labels go up to 12", validation_data=(
+        x[:40], np.full(40, 12)))
+    self._error("validation_data: class labels must be integer ids",
+                validation_data=(x[:40], np.full(40, 0.5)))
 
   def test_unknown_setting(self):
     self._error("unknown setting\\(s\\) teacher_epoch;", teacher_epoch=3)

@@ -189,6 +189,31 @@ def class_ids(examples_, what):
   return dataclasses.replace(examples_, dataset=dataset)
 
 
+def _spec_text(spec):
+  return str(tf.nest.map_structure(
+      lambda s: f"{s.dtype.name}{list(s.shape)}", spec))
+
+
+def check_like(examples_, reference, what, reference_what):
+  """Raises a UserError unless `examples_` are shaped as `reference`'s.
+
+  The same nest of x and y, each leaf of the same dtype and a compatible
+  shape per example (after `class_ids`), e.g. validation_data as
+  train_data: the same student takes both.
+  """
+  spec, ref = examples_.dataset.element_spec, reference.dataset.element_spec
+  try:
+    tf.nest.assert_same_structure(spec, ref)
+    alike = all(s.dtype == r.dtype and s.shape.is_compatible_with(r.shape)
+                for s, r in zip(tf.nest.flatten(spec), tf.nest.flatten(ref)))
+  except (ValueError, TypeError):
+    alike = False
+  if not alike:
+    _fail(what, f"its examples (x, y) are {_spec_text(spec)} each, "
+          f"{reference_what}'s {_spec_text(ref)}; give them the same "
+          f"shapes.")
+
+
 def num_classes_seen(examples_):
   """1 + the greatest class id (after `class_ids`)."""
   labels = examples_.labels

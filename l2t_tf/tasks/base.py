@@ -20,6 +20,9 @@ class Task(abc.ABC):
   `tf.data.Dataset`s of `(x, y)` pairs (nests allowed) with a known size; the
   trainer splits the training set into the student's training part and the
   teacher's validation part at every teacher epoch, batches and shuffles.
+  A task with a fixed validation set (`fixed_validation_split`, e.g. a
+  small clean, trusted one) has no such split: the teacher validates on
+  that set at every epoch and the student trains on all of `training_set()`.
   """
   name = "task"
   #: Name of the metric `evaluate` returns first; reported as the result.
@@ -42,6 +45,16 @@ class Task(abc.ABC):
   @abc.abstractmethod
   def test_set(self):
     """Unbatched (x, y) examples for the final evaluation."""
+
+  def fixed_validation_split(self):
+    """(dataset, size) of the teacher's fixed validation examples, or None.
+
+    None (the default): the trainer draws the validation part from the
+    training set again at every teacher epoch (`data.splits.split`).
+    Otherwise these unbatched (x, y) examples are the validation part of
+    every epoch, and none of them is in `training_set()`.
+    """
+    return None
 
   def student_loss(self, dln, y, outputs):
     """L_phi(S_theta(x), y): the DLN applied to the student outputs."""

@@ -19,14 +19,27 @@ Other problems subclass it and override what differs (see
   validation_error(y, outputs)      e_val                  (paper Eq. 2)
   validation_metric(y, outputs)     what a controller (ALA) watches; the
                                     classifier's 0-1 error by default
-  fixed_loss(y, outputs)            the CE twin's loss
+  fixed_loss(y, outputs)            the CE twin's loss (the bound
+                                    `SupervisedTask.fixed_loss`, CE by
+                                    default)
   metrics(y, outputs)               {name: batch mean}, averaged by
                                     `evaluate` over the test examples;
                                     the first is `primary_metric`
 
 Without `test_data`, a fixed 20 % of `train_data` is held out as the test
-set (the same examples at every run).
+set (the same examples at every run). With `validation_data` (e.g. a small
+clean, class-balanced trusted set when the training labels are noisy), the
+teacher validates on it at every teacher epoch instead of on a part of
+`train_data` drawn again each epoch (`fixed_validation_split`); the
+students train on all of `train_data`.
+
+The fixed loss is a gin binding, as `ClassificationTask`'s: run a Table 1
+baseline on one's own model and data with
+
+    Trainer.method = 'fixed_loss'
+    SupervisedTask.fixed_loss = @smooth_01_loss   # or @adaptive_robust_loss()
 """
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
@@ -34,6 +47,7 @@ import tensorflow as tf
 from l2t_tf import checks
 from l2t_tf import dln as dln_lib
 from l2t_tf import errors
+from l2t_tf import hypergradient
 from l2t_tf.data import user_data
 from l2t_tf.students import user_model
 from l2t_tf.tasks import base
@@ -42,6 +56,8 @@ from l2t_tf.tasks import classification
 TEST_FRACTION = 0.2  # Held out of train_data when no test_data is given.
 
 
+# gin: only the fixed loss (the data and the model are arguments).
+@gin.configurable(allowlist=["fixed_loss"])
 class SupervisedTask(base.Task):
   """A Keras model and (x, y) data of one's own; classification by default.
 
@@ -53,15 +69,25 @@ class SupervisedTask(base.Task):
       one example from a stateless [2] int seed (`tf.image.stateless_*`).
     dtype: the float dtype of x (None: float32); the model's own dtype is
       the user's.
+    validation_data: the same as `train_data`, or None: the teacher's fixed
+      validation set (none of its examples should be in `train_data`).
+    fixed_loss: `(y, logits) -> scalar`, the loss of the CE twin and of a
+      `Trainer.method = 'fixed_loss'` run; a Keras layer if it has
+      parameters (ARLF, trained with the student). Cross-entropy by
+      default; gin: `SupervisedTask.fixed_loss = @smooth_01_loss`.
   """
   name = "supervised"
   primary_metric = "test_accuracy"
   shuffle_buffer = 100_000
 
   def __init__(self, student, train_data, test_data=None, augment=None,
-               dtype=None):
+               dtype=None, validation_data=None,
+               fixed_loss=hypergradient.sparse_cross_entropy):
+    # (A function default: gin leaves it out of the operative config, so
+    # runs made before it was configurable resume.)
     self.dtype = checks.float_dtype("dtype", dtype)
     self._student_source, self._augment = student, augment
+    self._fixed_loss = fixed_loss
     train = user_data.examples(train_data, "train_data", dtype)
     if test_data is None:
       train, test = user_data.hold_out(train, TEST_FRACTION)
@@ -69,6 +95,13 @@ class SupervisedTask(base.Task):
       test = user_data.examples(test_data, "test_data", dtype)
     self.train = self.prepare_labels(train, "train_data")
     self.test = self.prepare_labels(test, "test_data")
+    self.validation = None
+    if validation_data is not None:
+      validation = self.prepare_labels(user_data.examples(
+          validation_data, "validation_data", dtype), "validation_data")
+      user_data.check_like(validation, self.train, "validation_data",
+                           "train_data")
+      self.validation = validation
     self.student = self.comparison_student = self.dln = None
 
   # ---- what a subclass overrides -----------------------------------------
@@ -110,6 +143,24 @@ class SupervisedTask(base.Task):
   def validation_metric(self, y, outputs):
     return classification.zero_one_error(y, outputs)
 
+  def fixed_loss(self, y, outputs):
+    """The bound fixed loss (`SupervisedTask.fixed_loss`; CE by default)."""
+    return self._fixed_loss(y, outputs)
+
+  def fixed_loss_layer(self):
+    """The fixed loss if it is a Keras layer with weights (built here on the
+    student's outputs, so after `build_student`)."""
+    loss = self._fixed_loss
+    if not isinstance(loss, keras.layers.Layer):
+      return None
+    if not loss.built:
+      if self.student is None:
+        raise errors.UserError(
+            "SupervisedTask.fixed_loss: a loss layer is built on the "
+            "student's outputs; build the student first.")
+      loss(*self.dummy_batch(self.student))
+    return loss if loss.trainable_variables else None
+
   # ---- the Task interface ------------------------------------------------
   def build_student(self):
     if (isinstance(self._student_source, keras.Model) and
@@ -124,6 +175,10 @@ class SupervisedTask(base.Task):
     outputs = user_model.build(model, x)
     self.check_outputs(outputs, self.train)
     self.check_outputs(outputs, self.test)
+    if self.validation is not None:
+      x = next(iter(self.validation.dataset.batch(8)))[0]
+      self.check_outputs(user_model.build(model, x, "validation_data"),
+                         self.validation)
     self.student = model
     return model
 
@@ -136,6 +191,12 @@ class SupervisedTask(base.Task):
 
   def training_set(self):
     return self.train.dataset, self.train.size
+
+  def fixed_validation_split(self):
+    """`validation_data`'s (dataset, size), or None without it."""
+    if self.validation is None:
+      return None
+    return self.validation.dataset, self.validation.size
 
   def test_set(self):
     return self.test.dataset
