@@ -20,6 +20,14 @@ sum_j -log(1 - p_j): a one-vs-rest cross-entropy in the DLN's own features
 output against (W1) on a grid of the square (clipped to [margin, 1 -
 margin], where the target is finite), with Adam.
 
+Target `"pairwise_logistic"` (issue 23): with z = logit(p) (the logits,
+in `sigmoid4`),
+
+    f(a, b) = log(1 + exp(z_j - z_y)),                              (W2)
+
+a loss of logit differences only, as CE (which it bounds from below per
+wrong class); its logit gradient at zero logits equals (W1)'s.
+
 Scale (issue 23): at zero logits, in the release's `sigmoid4` input, the
 gradient of (W1)'s mean over the C rows of a sample is exactly half of
 cross-entropy's, for every C:
@@ -45,7 +53,7 @@ import tensorflow as tf
 from l2t_tf import errors
 from l2t_tf import loss_surface
 
-TARGETS = ("bce",)
+TARGETS = ("bce", "pairwise_logistic")
 
 
 def target_loss(target, p_true, p_wrong, scale=1.0):
@@ -53,6 +61,9 @@ def target_loss(target, p_true, p_wrong, scale=1.0):
   if target not in TARGETS:
     raise errors.UserError(f"dln warm start target must be one of {TARGETS}, "
                            f"got {target!r}.")
+  if target == "pairwise_logistic":  # softplus(z_j - z_y), (W2).
+    odds = p_wrong * (1.0 - p_true) / ((1.0 - p_wrong) * p_true)
+    return scale * tf.math.log1p(odds)
   return scale * (-tf.math.log(p_true) - tf.math.log(1.0 - p_wrong))
 
 

@@ -14,13 +14,13 @@ from l2t_tf import dln as dln_lib
 from l2t_tf import dln_warm_start
 
 
-def _target_mean(logits, labels, scale):
-  """(W1) averaged over the C rows of each sample, as the DLN averages."""
+def _target_mean(logits, labels, scale, target="bce"):
+  """A target averaged over the C rows of each sample, as the DLN averages."""
   num_classes = logits.shape[-1]
   p = tf.sigmoid(logits)
   onehot = tf.one_hot(labels, num_classes, dtype=logits.dtype)
   p_true = tf.reduce_sum(p * onehot, -1, keepdims=True)
-  rows = dln_warm_start.target_loss("bce", p_true + 0 * p, p, scale)
+  rows = dln_warm_start.target_loss(target, p_true + 0 * p, p, scale)
   return tf.reduce_sum(rows * (1 - onehot)) / tf.size(
       onehot, out_type=logits.dtype)
 
@@ -39,15 +39,28 @@ def _cross_entropy(labels, logits):
 
 class ScaleTest(tf.test.TestCase, parameterized.TestCase):
 
-  @parameterized.parameters(2, 3, 10, 100)
-  def test_target_gradient_is_half_of_ce_at_zero_logits(self, num_classes):
+  @parameterized.product(num_classes=(2, 3, 10, 100),
+                          target=dln_warm_start.TARGETS)
+  def test_target_gradient_is_half_of_ce_at_zero_logits(self, num_classes,
+                                                         target):
     logits = tf.zeros([4, num_classes], tf.float64)
     labels = tf.constant([0, 1, 0, 1])
     ce = _logit_gradient(_cross_entropy, logits, labels)
     for scale, factor in ((1.0, 0.5), (2.0, 1.0)):
-      target = _logit_gradient(
-          lambda y, z, s=scale: _target_mean(z, y, s), logits, labels)
-      self.assertAllClose(target, factor * ce, rtol=1e-12, atol=1e-15)
+      grad = _logit_gradient(
+          lambda y, z, s=scale: _target_mean(z, y, s, target), logits, labels)
+      self.assertAllClose(grad, factor * ce, rtol=1e-12, atol=1e-15)
+
+  def test_pairwise_logistic_is_softplus_of_logit_differences(self):
+    """(W2) = log(1 + exp(z_j - z_y)): unchanged when every logit shifts."""
+    z_true = tf.constant([0.3, -1.0, 2.0], tf.float64)
+    z_wrong = tf.constant([-0.5, 1.5, 2.5], tf.float64)
+    for shift in (0.0, 1.7):
+      loss = dln_warm_start.target_loss(
+          "pairwise_logistic", tf.sigmoid(z_true + shift),
+          tf.sigmoid(z_wrong + shift))
+      self.assertAllClose(loss, tf.math.softplus(z_wrong - z_true),
+                          rtol=1e-10)
 
   @parameterized.parameters("float32", "float64")
   def test_scaled_fit_has_ces_gradient_at_zero_logits(self, dtype):
