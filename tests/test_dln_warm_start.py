@@ -20,7 +20,8 @@ def _target_mean(logits, labels, scale, target="bce"):
   p = tf.sigmoid(logits)
   onehot = tf.one_hot(labels, num_classes, dtype=logits.dtype)
   p_true = tf.reduce_sum(p * onehot, -1, keepdims=True)
-  rows = dln_warm_start.target_loss(target, p_true + 0 * p, p, scale)
+  rows = dln_warm_start.target_loss(target, tf.broadcast_to(p_true, p.shape),
+                                    p, scale)
   return tf.reduce_sum(rows * (1 - onehot)) / tf.size(
       onehot, out_type=logits.dtype)
 

@@ -13,8 +13,9 @@ its batch:
   norm_ratio = |grad_theta L_DLN| / |grad_theta CE|     (1: CE's step size)
   cosine     = <grad L_DLN, grad CE> / (|.| |.|)
 
-and at the end both students' accuracy on the benchmark's held-out split
-(`Trainer.heldout_ratio`'s 20 %; the test split is never read). Prints one
+and at the end both students' accuracy on a held-out 20 % of the training
+split (a seeded permutation of its own, not the Trainer's `heldout_ratio`
+examples; the test split is never read). Prints one
 JSON object {set/student: {scale: {...}}}. The closed form behind it:
 at zero logits the (W1) DLN's logit gradient is half of CE's
 (`dln_warm_start`'s docstring).
@@ -34,6 +35,7 @@ import generalization  # noqa: E402  pylint: disable=g-import-not-at-top
 from l2t_tf import dln as dln_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from l2t_tf import dln_warm_start  # noqa: E402  pylint: disable=g-import-not-at-top
 from l2t_tf.data import benchmark_sets  # noqa: E402  pylint: disable=g-import-not-at-top
+from l2t_tf.hypergradient import sparse_cross_entropy as _ce  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def parse_args(argv=None):
@@ -60,11 +62,6 @@ def _flat_norm(grads):
 
 def _dot(a, b):
   return sum(tf.reduce_sum(u * v) for u, v in zip(a, b))
-
-
-def _ce(y, logits):
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.cast(y, tf.int32), logits=logits))
 
 
 def run(set_and_student, scale, args):
