@@ -7,6 +7,7 @@ label) and detection (a vector of loss terms) each subclass `Task`.
 """
 import abc
 
+import keras
 import tensorflow as tf
 
 from l2t_tf import hypergradient
@@ -68,17 +69,35 @@ class Task(abc.ABC):
     """The error metric a controller watches (ALA); e_val unless overridden."""
     return self.validation_error(y, outputs)
 
+  #: The bound hand-designed loss (a function or a Keras layer) of a task
+  #: that lets gin choose it; None: cross-entropy.
+  _fixed_loss = None
+
   def fixed_loss(self, y, outputs):
-    """The hand-designed loss of the CE baseline student."""
-    return hypergradient.sparse_cross_entropy(y, outputs)
+    """The hand-designed loss of the baseline student (CE unless bound)."""
+    if self._fixed_loss is None:
+      return hypergradient.sparse_cross_entropy(y, outputs)
+    return self._fixed_loss(y, outputs)
 
   def fixed_loss_layer(self):
     """The baseline loss as a Keras layer if it has learnable parameters.
 
     Such parameters (e.g. the shape and scale of Barron's adaptive robust
-    loss) are trained by SGD together with the student; None if there are none.
+    loss) are trained by SGD together with the student; None if there are
+    none. An unbuilt layer is built here (inside the strategy scope) on
+    `fixed_loss_example()`.
     """
-    return None
+    loss = self._fixed_loss
+    if not isinstance(loss, keras.layers.Layer):
+      return None
+    if not loss.built:
+      loss(*self.fixed_loss_example())
+    return loss if loss.trainable_variables else None
+
+  def fixed_loss_example(self):
+    """(y, outputs) of a small batch a fixed loss layer is built on."""
+    raise NotImplementedError(
+        f"{type(self).__name__}: a fixed loss layer needs fixed_loss_example")
 
   def preprocess_train(self, x, y, seed):
     """Training-time augmentation with a stateless `seed` ([2] int); default none."""

@@ -11,7 +11,6 @@ augmentation (`preprocess_train`, stateless from a seed) and the evaluation
 preprocessing, which this task forwards as its Task hooks.
 """
 import gin
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -105,22 +104,12 @@ class ClassificationTask(base.Task):
     x, y = classification_data.zeros_batch(self.data, batch_size, self.dtype)
     return y, student(x, training=False)
 
-  def fixed_loss_layer(self):
-    """The baseline loss if it is a Keras layer with weights (built here)."""
-    loss = self._fixed_loss
-    if not isinstance(loss, keras.layers.Layer):
-      return None
-    if not loss.built:  # Build on a dummy batch (inside the strategy scope).
-      loss(tf.zeros([2], tf.int32),
-           tf.zeros([2, self.data.num_classes], self.dtype or "float32"))
-    return loss if loss.trainable_variables else None
+  def fixed_loss_example(self):
+    return (tf.zeros([2], tf.int32),
+            tf.zeros([2, self.data.num_classes], self.dtype or "float32"))
 
   def validation_metric(self, y, outputs):
     return zero_one_error(y, outputs)
-
-  def fixed_loss(self, y, outputs):
-    """The hand-designed loss (CE by default; issue 5's baselines by gin)."""
-    return self._fixed_loss(y, outputs)
 
   def check_labels(self, student, y):
     check_label_range(y, student.output_shape[-1], student.name)

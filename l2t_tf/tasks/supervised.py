@@ -143,23 +143,13 @@ class SupervisedTask(base.Task):
   def validation_metric(self, y, outputs):
     return classification.zero_one_error(y, outputs)
 
-  def fixed_loss(self, y, outputs):
-    """The bound fixed loss (`SupervisedTask.fixed_loss`; CE by default)."""
-    return self._fixed_loss(y, outputs)
-
-  def fixed_loss_layer(self):
-    """The fixed loss if it is a Keras layer with weights (built here on the
-    student's outputs, so after `build_student`)."""
-    loss = self._fixed_loss
-    if not isinstance(loss, keras.layers.Layer):
-      return None
-    if not loss.built:
-      if self.student is None:
-        raise errors.UserError(
-            "SupervisedTask.fixed_loss: a loss layer is built on the "
-            "student's outputs; build the student first.")
-      loss(*self.dummy_batch(self.student))
-    return loss if loss.trainable_variables else None
+  def fixed_loss_example(self):
+    """A dummy batch of the student's outputs (so after `build_student`)."""
+    if self.student is None:
+      raise errors.UserError(
+          "SupervisedTask.fixed_loss: a loss layer is built on the "
+          "student's outputs; build the student first.")
+    return self.dummy_batch(self.student)
 
   # ---- the Task interface ------------------------------------------------
   def build_student(self):
