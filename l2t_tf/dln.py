@@ -11,8 +11,9 @@ The DLNs:
   row and averages the outputs. Pixels of a segmentation map are samples;
   pixels whose label is `ignore_label` contribute nothing.
 * `DetectionDLN`: a single-layer perceptron over a vector of loss terms such
-  as [l_cls, l_conf, l_loc], i.e. learned loss weights; `YoloDLN` (YOLOv3,
-  paper Sec. 4.2) computes those terms from the head's outputs first.
+  as [l_cls, l_conf, l_loc], i.e. learned loss weights (`tasks/yolo_dln.py`
+  computes those terms from YOLOv3's head outputs first: the engine imports
+  no task).
 
 All follow the Keras loss signature `dln(y_true, y_pred) -> scalar`.
 """
@@ -22,7 +23,6 @@ import tensorflow as tf
 
 from l2t_tf import errors
 from l2t_tf import mlp as mlp_lib
-from l2t_tf.tasks import yolo_loss
 
 INPUT_MODES = ("sigmoid4", "softmax2")
 
@@ -176,35 +176,6 @@ class DetectionDLN(keras.layers.Layer):
     return config
 
 
-@keras.saving.register_keras_serializable(package="l2t_tf")
-class YoloDLN(DetectionDLN):
-  """The detection DLN on YOLOv3 outputs: sum_k w_k mean_b l_k (+ b).
-
-  Paper Sec. 4.2: a single-layer perceptron over [l_cls, l_conf, l_loc],
-  initialised at w = 1 (the baseline's plain sum). Called with the raw head
-  outputs [P32, P16, P8] (the Task's `dln(y, outputs)` contract) it first
-  computes the per-image terms [B, 3] from y; called with a terms tensor
-  [..., 3] it is exactly `DetectionDLN` (the exported SavedModel's use).
-  """
-
-  def __init__(self, image_size, num_classes, use_bias=False, **kwargs):
-    super().__init__(num_terms=len(yolo_loss.TERMS), use_bias=use_bias,
-                     **kwargs)
-    self.image_size, self.num_classes = int(image_size), int(num_classes)
-
-  def call(self, y_true, y_pred):
-    if isinstance(y_pred, (list, tuple)):
-      y_pred = yolo_loss.loss_terms(y_true, y_pred, self.image_size,
-                                    self.num_classes)
-    return super().call(y_true, y_pred)
-
-  def get_config(self):
-    config = super().get_config()
-    del config["num_terms"]
-    return dict(config, image_size=self.image_size,
-                num_classes=self.num_classes)
-
-
 @gin.configurable
 def classification_dln(hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
                        negative_slope=0.01, use_bias=False, ignore_label=None,
@@ -219,12 +190,6 @@ def classification_dln(hidden_units=(40, 40, 40, 40), input_mode="sigmoid4",
 def detection_dln(num_terms=3, use_bias=False, dtype=None):
   """Gin factory of `DetectionDLN`."""
   return DetectionDLN(num_terms=num_terms, use_bias=use_bias, dtype=dtype)
-
-
-@gin.configurable
-def yolo_dln(image_size, num_classes, use_bias=False, dtype=None):
-  """Gin factory of `YoloDLN`."""
-  return YoloDLN(image_size, num_classes, use_bias=use_bias, dtype=dtype)
 
 
 def class_ids(y_true, y_pred):

@@ -17,13 +17,13 @@ from pycocotools import cocoeval
 import tensorflow as tf
 
 from l2t_tf import config
-from l2t_tf import dln as dln_lib
 from l2t_tf import errors
 from l2t_tf import train_eval as train_eval_lib
 from l2t_tf.data import coco
 from l2t_tf.data import letterbox
 from l2t_tf.students import yolov3
 from l2t_tf.tasks import detection_metrics
+from l2t_tf.tasks import yolo_dln
 from l2t_tf.tasks import yolo_loss
 import gradcheck
 import trainer_testlib
@@ -292,7 +292,7 @@ class HypergradientTest(tf.test.TestCase):
     shapes = [(8, 8, 4), (4, 4, 4), (2, 2, 4)]
     head = yolov3.yolov3_head(shapes, classes, neck_filters=(4, 4, 4),
                               dtype="float64")
-    dln = dln_lib.YoloDLN(size, classes, dtype="float64")
+    dln = yolo_dln.YoloDLN(size, classes, dtype="float64")
     rng = np.random.default_rng(0)
 
     def batch(*lead):

@@ -9,7 +9,7 @@ teaching round unrolls only the head on those features. No core change is
 needed: the engine sees a student whose x is the nest (C3, C4, C5).
 
 Loss terms: `yolo_loss.loss_terms` -> [B, 3] = (l_cls, l_conf, l_loc).
-Student loss: `dln.YoloDLN`, the detection DLN (a single-layer perceptron,
+Student loss: `yolo_dln.YoloDLN`, the detection DLN (a single-layer perceptron,
 learned weights of the three terms) applied to the head outputs.
 Validation error (e_val) and the baseline's loss: l_cls + l_conf + l_loc
 (lambda = 1, 1, 1). Evaluation: backbone + head, decoding, NMS, COCOeval
@@ -21,13 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import checks
-from l2t_tf import dln as dln_lib
 from l2t_tf import errors
 from l2t_tf.data import coco
 from l2t_tf.data import letterbox
 from l2t_tf.students import yolov3
 from l2t_tf.tasks import base
 from l2t_tf.tasks import detection_metrics
+from l2t_tf.tasks import yolo_dln
 from l2t_tf.tasks import yolo_loss
 
 
@@ -42,7 +42,7 @@ class DetectionTask(base.Task):
                val_images_for_training=0, minival_ids_file=None,
                image_size=416, max_boxes=100, scale_range=(0.75, 1.25),
                backbone=yolov3.darknet53_features, head=yolov3.yolov3_head,
-               dln=dln_lib.yolo_dln, nms_iou_threshold=0.45,
+               dln=yolo_dln.yolo_dln, nms_iou_threshold=0.45,
                score_threshold=0.005, max_detections=100, dtype=None):
     """Builds the task; missing COCO files raise UserError here.
 
