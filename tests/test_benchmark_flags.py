@@ -1,4 +1,4 @@
-"""tools/benchmark_flags.py: one definition of the benchmarks' shared flags.
+"""l2t_tf/experiments/benchmark_flags.py: the benchmarks' shared flags.
 
 Each tool that uses it is run with --helpxml (no benchmark runs): its shared
 flags must be listed as the tool's own, with the names, defaults and help
@@ -16,11 +16,10 @@ from absl.testing import parameterized
 import tensorflow as tf
 
 from l2t_tf import hypergradient
+from l2t_tf.experiments import benchmark_flags
+from l2t_tf.experiments import table5_time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-import benchmark_flags  # pylint: disable=g-import-not-at-top
-import table5_time  # pylint: disable=g-import-not-at-top
 
 try:
   import torch  # pylint: disable=g-import-not-at-top,unused-import
@@ -98,7 +97,7 @@ class BenchmarkFlagsTest(tf.test.TestCase, parameterized.TestCase):
   def test_forwarded_flags_are_the_benchmarks(self):
     ours = _flags_of("benchmark_hypergrad")
     args = table5_time.parse_args([])
-    for argument in table5_time.benchmark_command(5, "reverse", args)[2:]:
+    for argument in table5_time.benchmark_command(5, "reverse", args)[3:]:
       self.assertIn(argument[2:].split("=")[0], ours)
     self.assertContainsSubset(ROUND, ours)  # speed_vs_peer passes ROUND_FLAGS.
     if torch is not None:

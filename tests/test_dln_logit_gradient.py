@@ -1,14 +1,9 @@
 """tools/dln_logit_gradient.py (issue 23): closed forms of its three numbers."""
-import os
-import sys
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "tools"))
-import dln_logit_gradient  # noqa: E402  pylint: disable=g-import-not-at-top
+from l2t_tf.experiments import dln_logit_gradient
 
 
 class DlnLogitGradientTest(tf.test.TestCase):

@@ -8,10 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf.data import benchmark_sets
+from l2t_tf.experiments import generalization
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-import generalization  # noqa: E402  pylint: disable=g-import-not-at-top
 
 TINY = ["Trainer.unroll_length = 2", "Trainer.rounds_per_epoch = 2",
         "Trainer.batch_size = 10", "Trainer.validation_batch_size = 20",
@@ -27,8 +26,9 @@ class GeneralizationTest(tf.test.TestCase):
                "--budget=short", "--seeds=1", "--sets=breast_cancer/mlp",
                "--rows=all", f"--runs_dir={runs}", f"--output={output}"]
     command += [f"--gin_bindings={b}" for b in TINY]
+    # Not from the repository: the tool and its cells run from anywhere.
     done = subprocess.run(command, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=self.get_temp_dir())
     self.assertEqual(done.returncode, 0, done.stdout + done.stderr[-3000:])
     self.assertIn("breast_cancer/mlp:all:0: ok", done.stdout)
     with open(output + ".json") as f:

@@ -1,17 +1,7 @@
 """tools/gradient_scale.py: each loss's student gradient against CE's."""
-import importlib.util
-import os
-import sys
-
 import tensorflow as tf
 
-_TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), "tools")
-sys.path.insert(0, _TOOLS)
-_spec = importlib.util.spec_from_file_location(
-    "gradient_scale", os.path.join(_TOOLS, "gradient_scale.py"))
-gradient_scale = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gradient_scale)
+from l2t_tf.experiments import gradient_scale
 
 
 class GradientScaleTest(tf.test.TestCase):

@@ -1,14 +1,9 @@
 """tools/guard_statistics.py and tools/dln_gradient_ratio.py (issue 23)."""
-import os
-import sys
-
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "tools"))
-import dln_gradient_ratio  # noqa: E402  pylint: disable=g-import-not-at-top
-import guard_statistics  # noqa: E402  pylint: disable=g-import-not-at-top
+from l2t_tf.experiments import dln_gradient_ratio
+from l2t_tf.experiments import guard_statistics
 
 
 def _history(noise, effect, rounds=3000, per_batch=5, seed=0):

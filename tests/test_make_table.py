@@ -1,13 +1,10 @@
 """tools/make_table.py on hand-made run directories."""
 import json
 import os
-import sys
 
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "tools"))
-import make_table  # pylint: disable=g-import-not-at-top
+from l2t_tf.experiments import make_table
 
 
 class MakeTableTest(tf.test.TestCase):

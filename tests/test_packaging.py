@@ -5,6 +5,8 @@ import os
 import re
 import unittest
 
+import setuptools
+
 from l2t_tf import config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +37,19 @@ class PackagingTest(unittest.TestCase):
     self.assertLessEqual(set(gin_files), shipped)
     self.assertIn("recursive-include gin_configs *.gin",
                   _read("MANIFEST.in"))
+
+  def test_tools_are_entry_points_of_packaged_experiments(self):
+    packages = setuptools.find_packages(REPO, include=["l2t_tf", "l2t_tf.*"])
+    self.assertIn("l2t_tf.experiments", packages)
+    self.assertIn('include=["l2t_tf", "l2t_tf.*"]', _read("setup.py"))
+    tools = glob.glob(os.path.join(REPO, "tools", "*.py"))
+    self.assertGreater(len(tools), 15)
+    for path in tools:
+      name = os.path.basename(path)
+      self.assertTrue(os.path.isfile(os.path.join(
+          REPO, "l2t_tf", "experiments", name)), name)
+      self.assertIn(f"l2t_tf.experiments.{name[:-3]}",
+                    _read(os.path.join("tools", name)))
 
   def test_ci_runs_exactly_readme_lint_and_test_commands(self):
     ci = [line for line in _read(".ci/run").splitlines()

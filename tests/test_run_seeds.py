@@ -1,17 +1,12 @@
 """tools/run_seeds.py: the table math and format (the runs are subprocesses)."""
-import importlib.util
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from l2t_tf import config
-
-_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), "tools", "run_seeds.py")
-_spec = importlib.util.spec_from_file_location("run_seeds", _PATH)
-run_seeds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_seeds)
+from l2t_tf.experiments import compare_methods
+from l2t_tf.experiments import run_seeds
 
 
 class RunSeedsTest(tf.test.TestCase):
@@ -54,11 +49,6 @@ class RunSeedsTest(tf.test.TestCase):
 if __name__ == "__main__":
   tf.test.main()
 
-
-_COMPARE = os.path.join(os.path.dirname(_PATH), "compare_methods.py")
-_spec = importlib.util.spec_from_file_location("compare_methods", _COMPARE)
-compare_methods = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare_methods)
 
 
 class CompareMethodsTest(tf.test.TestCase):

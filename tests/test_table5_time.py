@@ -2,6 +2,7 @@
 
 No benchmark runs: a fake runner stands in for the subprocess.
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,9 +10,7 @@ import sys
 
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "tools"))
-import table5_time  # pylint: disable=g-import-not-at-top
+from l2t_tf.experiments import table5_time
 
 
 def _line(n, mode, round_s):
@@ -68,10 +67,12 @@ class Table5TimeTest(tf.test.TestCase):
     args = table5_time.parse_args(["--rounds=3", "--width=16"])
     command = table5_time.benchmark_command(25, "reverse", args)
     self.assertEqual(command[0], sys.executable)
-    self.assertTrue(command[1].endswith(
-        os.path.join("tools", "benchmark_hypergrad.py")))
-    self.assertTrue(os.path.exists(command[1]))
-    self.assertEqual(command[2:], ["--depth=8", "--width=16", "--unroll=25",
+    # By module name (`python -m`): it runs whatever the working directory.
+    self.assertEqual(command[1:3],
+                     ["-m", "l2t_tf.experiments.benchmark_hypergrad"])
+    self.assertTrue(os.path.exists(importlib.util.find_spec(
+        command[2]).origin))
+    self.assertEqual(command[3:], ["--depth=8", "--width=16", "--unroll=25",
                                    "--rounds=3", "--mode=reverse"])
 
   def test_dry_run_runs_nothing(self):

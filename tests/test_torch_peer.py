@@ -16,9 +16,7 @@ derivatives) and ours, on the same weights and batches:
 Traced graphs are kept small (one convolution) so that the file runs in
 seconds. Skipped without PyTorch.
 """
-import importlib.util
 import math
-import os
 import unittest
 
 import keras
@@ -53,17 +51,11 @@ def _f32(value):
   return float(np.float32(value))
 
 
-def _peer():
-  """tools/benchmark_torch_peer.py as a module."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
-                      "tools", "benchmark_torch_peer.py")
-  spec = importlib.util.spec_from_file_location("benchmark_torch_peer", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-peer = _peer() if torch is not None else None
+if torch is not None:
+  # pylint: disable-next=g-import-not-at-top
+  from l2t_tf.experiments import benchmark_torch_peer as peer
+else:
+  peer = None
 
 
 def _t(array):

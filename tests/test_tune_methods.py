@@ -1,19 +1,11 @@
 """tools/tune_methods.py: the tuning protocol of issue 16."""
-import importlib.util
 import os
-import sys
 import threading
 import time
 
 import tensorflow as tf
 
-_TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), "tools")
-sys.path.insert(0, _TOOLS)
-_spec = importlib.util.spec_from_file_location(
-    "tune_methods", os.path.join(_TOOLS, "tune_methods.py"))
-tune_methods = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tune_methods)
+from l2t_tf.experiments import tune_methods
 
 LR = tune_methods.STUDENT_LR
 TLR = "TeacherUpdater.learning_rate"

@@ -24,16 +24,12 @@ accuracy (mean over seeds) and those parameters.
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-import tune_methods  # pylint: disable=g-import-not-at-top
-
-from l2t_tf import strict_json  # pylint: disable=g-import-not-at-top
+from l2t_tf import strict_json
+from l2t_tf.experiments import tune_methods
 
 LR = tune_methods.STUDENT_LR
 ALA_LR = "ALAControllerUpdater.learning_rate"

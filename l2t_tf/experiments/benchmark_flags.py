@@ -6,8 +6,10 @@ time the same round of a CIFAR ResNet, so each shared flag has one name,
 default and help, here. `benchmark_segmentation.py` takes the round's flags
 with its own defaults. A tool calls `define_round_flags` (and
 `define_mode_flag`) once, at import; the flags are the tool's own in
-`--help` (this module disclaims them). Tools import it as a sibling
-(`python tools/<tool>.py` puts tools/ on sys.path), without TensorFlow.
+`--help` (this module disclaims them). It imports only absl: the PyTorch
+peer, run by its path, imports it as a sibling module without importing
+l2t_tf (and so without TensorFlow); the others import
+`l2t_tf.experiments.benchmark_flags`.
 """
 from absl import flags
 

@@ -22,9 +22,7 @@ import resource
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 import gin
 import keras
@@ -35,10 +33,9 @@ from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
 from l2t_tf import experiment
 from l2t_tf import strict_json
+from l2t_tf.experiments import benchmark_flags
 from l2t_tf.students import cifar_resnet
 from l2t_tf.tasks import synthetic
-
-import benchmark_flags  # tools/, a sibling of this script.
 
 benchmark_flags.define_round_flags()
 benchmark_flags.define_mode_flag()

@@ -13,25 +13,21 @@ warm-up round (tracing excluded). Output keys: round_s (median), trace_s
 process, which includes the graph's activations), traces.
 """
 import functools
-import os
 import resource
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
 from l2t_tf import dln_updaters
 from l2t_tf import experiment
+from l2t_tf import strict_json
+from l2t_tf.experiments import benchmark_flags
 from l2t_tf.students import pspnet
 from l2t_tf.tasks import segmentation
-from l2t_tf import strict_json
-
-import benchmark_flags  # tools/, a sibling of this script.
 
 flags.DEFINE_integer("crop", 473, "Crop size (square input of the student).")
 flags.DEFINE_integer("depth", 50,

@@ -394,9 +394,21 @@ def plain_step_seconds(student, generator, classes, batch_size, steps):
 
 
 def _define_flags():
-  """The peer's flags (only run as a script: tests import it without them)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  import benchmark_flags  # pylint: disable=g-import-not-at-top
+  """The peer's flags (only run as a script: tests import it without them).
+
+  The shared ones come from the sibling module `benchmark_flags`, imported
+  without importing the l2t_tf package when the peer runs by its path (as
+  `tools/benchmark_torch_peer.py` and `speed_vs_peer.py` run it): l2t_tf's
+  __init__ would load TensorFlow into the peer's process.
+  """
+  # pylint: disable=g-import-not-at-top
+  from absl import flags
+  if __package__:  # python -m l2t_tf.experiments.benchmark_torch_peer
+    from l2t_tf.experiments import benchmark_flags
+  else:  # Run by path: a script's directory is on sys.path; runpy's not.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_flags
+  # pylint: enable=g-import-not-at-top
   benchmark_flags.define_round_flags()
   flags.DEFINE_integer("threads", None, "torch.set_num_threads; default "
                        "os.cpu_count() (TF's intra-op default).")

@@ -22,8 +22,6 @@ import subprocess
 import sys
 import time
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-
 # (key, row label, gin file) of the digits comparison, Table 1's order.
 DIGITS_METHODS = (
     ("ce", "CE", "digits_ce.gin"),
@@ -136,14 +134,14 @@ def commands(args):
   runs, rows = [], []
   for key, label, gin_file, bindings in chosen:
     output_dir = os.path.join(args.runs_dir, f"{args.prefix}_{key}_seeds")
-    command = [sys.executable, os.path.join(TOOLS, "run_seeds.py"),
+    command = [sys.executable, "-m", "l2t_tf.experiments.run_seeds",
                f"--gin_file={gin_file}", f"--seeds={args.seeds}",
                f"--output_dir={output_dir}"]
     command += [f"--gin_bindings={b}" for b in
                 list(bindings) + list(args.gin_bindings)]
     runs.append(command)
     rows.append(f"--row={label}={output_dir}/seed_*")
-  table = [sys.executable, os.path.join(TOOLS, "make_table.py"),
+  table = [sys.executable, "-m", "l2t_tf.experiments.make_table",
            f"--title={args.title}", f"--output={args.output}"] + rows
   return runs, table
 

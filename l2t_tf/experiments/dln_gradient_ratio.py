@@ -22,20 +22,15 @@ at zero logits the (W1) DLN's logit gradient is half of CE's
 """
 import argparse
 import json
-import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-import generalization  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from l2t_tf import dln as dln_lib  # noqa: E402  pylint: disable=g-import-not-at-top
-from l2t_tf import dln_warm_start  # noqa: E402  pylint: disable=g-import-not-at-top
-from l2t_tf.data import benchmark_sets  # noqa: E402  pylint: disable=g-import-not-at-top
-from l2t_tf.hypergradient import sparse_cross_entropy as _ce  # noqa: E402  pylint: disable=g-import-not-at-top
+from l2t_tf import dln as dln_lib
+from l2t_tf import dln_warm_start
+from l2t_tf.data import benchmark_sets
+from l2t_tf.experiments import generalization
+from l2t_tf.hypergradient import sparse_cross_entropy as _ce
 
 
 def parse_args(argv=None):

@@ -23,18 +23,15 @@ Prints one JSON object: per loss and epoch these three, and the fresh
 model's training accuracy at that epoch.
 """
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # pylint: disable=g-import-not-at-top
+import keras
 import numpy as np
 import tensorflow as tf
 
 import l2t_tf
 from l2t_tf import strict_json
 from l2t_tf.data import benchmark_sets
-import reuse_dln  # pylint: disable=g-import-not-at-top
+from l2t_tf.experiments import reuse_dln
 
 
 def per_example_gradients(loss, y, logits):

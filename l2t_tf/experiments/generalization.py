@@ -57,9 +57,7 @@ import time
 
 import numpy as np
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-import compare_methods  # noqa: E402  pylint: disable=g-import-not-at-top
+from l2t_tf.experiments import compare_methods
 
 SETS = ("digits/cnn", "mnist1d/conv1d", "mnist1d/mlp", "breast_cancer/mlp",
         "segment/mlp")
@@ -243,8 +241,10 @@ def _finished(model_dir, budget):
 
 
 def _run_cell(args, cell, model_dir):
-  command = [sys.executable, os.path.abspath(__file__), f"--one={cell}",
-             f"--budget={args.budget}", f"--runs_dir={args.runs_dir}"]
+  # By module name, so the cell runs whatever the working directory.
+  command = [sys.executable, "-m", "l2t_tf.experiments.generalization",
+             f"--one={cell}", f"--budget={args.budget}",
+             f"--runs_dir={args.runs_dir}"]
   command += [f"--gin_bindings={b}" for b in args.gin_bindings]
   command += [f"--condition={args.condition}", f"--trusted={args.trusted}",
               f"--model_dir={model_dir}"]

@@ -19,20 +19,16 @@ Prints one JSON object {method: {...}}.
 """
 import argparse
 import json
-import os
-import sys
 import tempfile
 
+import gin
 import numpy as np
 import tensorflow as tf
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-import compare_methods  # pylint: disable=g-import-not-at-top
-
-from l2t_tf import config  # pylint: disable=g-import-not-at-top
-from l2t_tf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-from l2t_tf.tasks import classification  # pylint: disable=g-import-not-at-top
+from l2t_tf import config
+from l2t_tf import trainer as trainer_lib
+from l2t_tf.experiments import compare_methods
+from l2t_tf.tasks import classification
 
 
 def student_loss_fn(trainer):
@@ -85,6 +81,7 @@ def measure(gin_file, batches, extra_bindings=()):
       norm, norm_ce = float(tf.norm(g)), float(tf.norm(g_ce))
       rows.append((loss, ce, norm, norm_ce, float(
           tf.reduce_sum(g * g_ce)) / max(norm * norm_ce, 1e-30)))
+  gin.clear_config()  # Unlocked, and no binding to the deleted model_dir.
   loss, ce, norm, norm_ce, cosine = np.mean(rows, axis=0)
   return {"loss": loss, "cross_entropy": ce, "gradient_norm": norm,
           "ce_gradient_norm": norm_ce, "norm_ratio": norm / norm_ce,

@@ -12,9 +12,7 @@ prediction for a wrong class), one panel per epoch.
 import argparse
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import matplotlib  # pylint: disable=g-import-not-at-top
+import matplotlib
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 

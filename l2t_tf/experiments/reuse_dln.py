@@ -16,9 +16,7 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # pylint: disable=g-import-not-at-top
+import keras
 import numpy as np
 
 import l2t_tf

@@ -34,12 +34,17 @@ from absl import app
 from absl import flags
 
 from l2t_tf import strict_json
+from l2t_tf.experiments import benchmark_flags
 
-import benchmark_flags  # tools/, a sibling of this script.
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = {"ours": os.path.join(REPO, "tools", "benchmark_hypergrad.py"),
-           "torch": os.path.join(REPO, "tools", "benchmark_torch_peer.py")}
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The directory holding the l2t_tf package (the repository root in a
+# checkout): the children's PYTHONPATH, so they run this very package.
+REPO = os.path.dirname(os.path.dirname(HERE))
+# The argv prefix of each benchmark. Ours by module name; the peer by its
+# file, run as a script, so that its process never imports l2t_tf (whose
+# __init__ would load TensorFlow next to torch).
+SCRIPTS = {"ours": ["-m", "l2t_tf.experiments.benchmark_hypergrad"],
+           "torch": [os.path.join(HERE, "benchmark_torch_peer.py")]}
 SHARED = tuple(benchmark_flags.ROUND_FLAGS)  # Passed on to both benchmarks.
 KEYS = ("round_s", "plain_step_s", "overhead", "peak_rss_mb")
 #: lever -> (extra flags of benchmark_hypergrad.py, extra environment).
@@ -68,7 +73,7 @@ FLAGS = flags.FLAGS
 
 def _command(framework, lever=None):
   """The argv of one benchmark run."""
-  argv = [sys.executable, SCRIPTS[framework]]
+  argv = [sys.executable] + SCRIPTS[framework]
   argv += [f"--{name}={getattr(FLAGS, name)}" for name in SHARED]
   if framework == "ours":
     argv += [f"--mode={FLAGS.mode}"] + shlex.split(FLAGS.extra_ours)

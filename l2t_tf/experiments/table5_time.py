@@ -29,8 +29,8 @@ import time
 
 from l2t_tf import strict_json
 
-BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         "benchmark_hypergrad.py")
+# Run by module name (`python -m`), so whatever the working directory.
+BENCHMARK = "l2t_tf.experiments.benchmark_hypergrad"
 MODES = ("auto", "unrolled", "reverse")
 # `auto` uses the unrolled engine up to this N and reverse mode above it.
 AUTO_UNROLLED_MAX_N = 15
@@ -77,7 +77,7 @@ def mode_for(n, mode):
 
 def benchmark_command(n, mode, args):
   """The benchmark subprocess for one N in one (concrete) mode."""
-  return [sys.executable, BENCHMARK, f"--depth={args.depth}",
+  return [sys.executable, "-m", BENCHMARK, f"--depth={args.depth}",
           f"--width={args.width}", f"--unroll={n}", f"--rounds={args.rounds}",
           f"--mode={mode}"]
 

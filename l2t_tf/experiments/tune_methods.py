@@ -47,12 +47,9 @@ import time
 
 import numpy as np
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-import compare_methods  # pylint: disable=g-import-not-at-top
-import make_table  # pylint: disable=g-import-not-at-top
-
-from l2t_tf import strict_json  # pylint: disable=g-import-not-at-top
+from l2t_tf import strict_json
+from l2t_tf.experiments import compare_methods
+from l2t_tf.experiments import make_table
 
 STUDENT_LR = "Trainer.student_learning_rate"
 STUDENT_RATES = (0.1, 0.03, 0.3)  # The default first: it wins ties.

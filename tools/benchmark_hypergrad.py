@@ -1,0 +1,12 @@
+"""Times L2T-DLN teacher rounds against plain SGD steps; prints one JSON line.
+
+A thin command-line entry point of
+l2t_tf/experiments/benchmark_hypergrad.py, run as
+`python -m l2t_tf.experiments.benchmark_hypergrad` runs it: its absl flags are
+then the main module's, which `--help` lists.
+"""
+import runpy
+
+if __name__ == "__main__":
+  runpy.run_module("l2t_tf.experiments.benchmark_hypergrad",
+                   run_name="__main__", alter_sys=True)
