@@ -39,16 +39,20 @@ same model (`torch.optim.SGD`, median over max(2N, 10) steps after a
 warm-up step). --threads sets `torch.set_num_threads`; default
 os.cpu_count() (TF's intra-op default; torch's own default is the number of
 physical cores, equal on a box without hyper-threading). OMP_WAIT_POLICY
-defaults to PASSIVE here (set it to ACTIVE for libgomp's spinning default):
-on a shared 2-core box, workers that spin at OpenMP barriers while a
-sibling has lost its core to another job made a plain step 4-7x slower
-(0.29 s against 0.047 s with one thread and 0.07 s passive, ResNet8 w16).
+is left at torch's own default (libgomp's ACTIVE: workers spin at OpenMP
+barriers) unless it is set (issue 25: a speed claim is made against a peer
+at its own defaults, on a quiet machine). PASSIVE is fair only on a loaded
+machine, where spinning workers whose sibling has lost its core to another
+job made a plain step 4-7x slower (0.29 s against 0.047 s with one thread
+and 0.07 s passive, ResNet8 w16); a figure measured so must say so.
 
 Output keys: depth, width, unroll, mode ("unrolled", the only one),
 batch_size, val_batch_size, round_s (median), plain_step_s (median),
 overhead = round_s / (2N * plain_step_s), peak_rss_mb (peak resident memory
 of this process up to the end of the timed rounds), warmup_s (first round
-minus round_s), framework ("torch"), torch_version, threads, omp_wait_policy.
+minus round_s), framework ("torch"), torch_version, threads, omp_wait_policy
+(its value, or "default" if unset), load_average (the 1, 5, 15-minute load
+averages when the run started).
 """
 import json
 import math
@@ -58,8 +62,7 @@ import statistics
 import sys
 import time
 
-if __name__ == "__main__":  # Before torch (its libgomp) is loaded.
-  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+LOAD_AT_START = [round(v, 2) for v in os.getloadavg()]  # Before torch loads.
 
 try:
   import torch  # pylint: disable=g-import-not-at-top
@@ -451,7 +454,8 @@ def main(flags_):
       "warmup_s": round(times[0] - round_s, 2),
       "framework": "torch", "torch_version": torch.__version__,
       "threads": threads,
-      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+      "load_average": LOAD_AT_START,
   }, allow_nan=False))
 
 

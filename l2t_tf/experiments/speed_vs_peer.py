@@ -22,6 +22,14 @@ round_vs_ours / plain_step_vs_ours (the lever's median over ours' without
 it) and round_vs_torch. Nothing is
 asserted: the numbers are measurements. Children inherit this process'
 niceness and environment (PYTHONPATH gets the repository root).
+
+The peer runs at its own defaults (issue 25): OMP_WAIT_POLICY is left
+unset unless `--peer_omp_wait_policy` sets it (PASSIVE is fair only on a
+loaded machine, and a figure measured so must say so). Every run records
+the 1, 5, 15-minute load averages when it started (`load_average`), and
+the line has `max_load_at_start`, the highest 1-minute one: a speed
+claim is made on a quiet machine, and a warning is printed when that
+figure exceeds `QUIET_LOAD`.
 """
 import json
 import os
@@ -45,6 +53,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # __init__ would load TensorFlow next to torch).
 SCRIPTS = {"ours": ["-m", "l2t_tf.experiments.benchmark_hypergrad"],
            "torch": [os.path.join(HERE, "benchmark_torch_peer.py")]}
+QUIET_LOAD = 0.5  # 1-minute load average above which a run was not alone.
 SHARED = tuple(benchmark_flags.ROUND_FLAGS)  # Passed on to both benchmarks.
 KEYS = ("round_s", "plain_step_s", "overhead", "peak_rss_mb")
 #: lever -> (extra flags of benchmark_hypergrad.py, extra environment).
@@ -66,6 +75,8 @@ flags.DEFINE_integer("threads", None, "The peer's --threads (default: its "
                      "own, os.cpu_count()).")
 flags.DEFINE_string("extra_ours", "", "More flags for ours, one shell string.")
 flags.DEFINE_string("extra_torch", "", "More flags for the peer.")
+flags.DEFINE_enum("peer_omp_wait_policy", None, ["ACTIVE", "PASSIVE"],
+                  "The peer's OMP_WAIT_POLICY (default: unset, torch's own).")
 flags.DEFINE_list("levers", [], f"Levers to time too: 'all' or some of "
                   f"{sorted(LEVERS)}.")
 FLAGS = flags.FLAGS
@@ -89,6 +100,11 @@ def _command(framework, lever=None):
 def _run(framework, lever=None):
   """Runs one benchmark; returns its JSON line as a dict (exits on failure)."""
   env = dict(os.environ, **(LEVERS[lever][1] if lever else {}))
+  if framework == "torch":
+    env.pop("OMP_WAIT_POLICY", None)
+    if FLAGS.peer_omp_wait_policy:
+      env["OMP_WAIT_POLICY"] = FLAGS.peer_omp_wait_policy
+  load = [round(v, 2) for v in os.getloadavg()]
   env["PYTHONPATH"] = os.pathsep.join(
       p for p in (REPO, env.get("PYTHONPATH")) if p)
   argv = _command(framework, lever)
@@ -100,7 +116,8 @@ def _run(framework, lever=None):
   if done.returncode or not lines:
     sys.stderr.write(done.stderr[-3000:])
     sys.exit(f"error: {framework} benchmark failed (exit {done.returncode}).")
-  return dict(json.loads(lines[-1]), framework=framework, lever=lever)
+  return dict(json.loads(lines[-1]), framework=framework, lever=lever,
+              load_average=load)
 
 
 def _summary(runs):
@@ -135,9 +152,17 @@ def main(argv):
       runs.append(_run(framework, lever))
   plain = lambda f: [r for r in runs if r["framework"] == f and not r["lever"]]
   ours, torch = _summary(plain("ours")), _summary(plain("torch"))
+  max_load = max(r["load_average"][0] for r in runs)
+  if max_load > QUIET_LOAD:
+    print(f"warning: the 1-minute load average reached {max_load} at the "
+          f"start of a run (quiet: <= {QUIET_LOAD}); the machine was not "
+          f"quiet, so the ratios are not a fair speed claim.",
+          file=sys.stderr)
   print(strict_json.dumps({
       "settings": {name: getattr(FLAGS, name) for name in SHARED + (
-          "mode", "repeats", "threads", "extra_ours", "extra_torch")},
+          "mode", "repeats", "threads", "extra_ours", "extra_torch",
+          "peer_omp_wait_policy")},
+      "max_load_at_start": max_load,
       "ours": ours, "torch": torch,
       "levers": {lever: _lever_summary(
           [r for r in runs if r["lever"] == lever], ours, torch)
