@@ -22,13 +22,11 @@ over the batch, so B * the batch gradient):
 Prints one JSON object: per loss and epoch these three, and the fresh
 model's training accuracy at that epoch.
 """
-import argparse
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-import l2t_tf
 from l2t_tf import strict_json
 from l2t_tf.data import benchmark_sets
 from l2t_tf.experiments import reuse_dln
@@ -57,11 +55,7 @@ def compare(g, g_ce, y, logits):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dln", action="append", required=True,
-                      help="an exported DLN directory (dln_export)")
-  parser.add_argument("--set", default="digits",
-                      choices=benchmark_sets.NAMES)
+  parser = reuse_dln.dln_parser(__doc__.split("\n")[0])
   parser.add_argument("--epochs", default="0,1,3,10,30",
                       help="CE epochs of the fresh model at which to compare")
   parser.add_argument("--seed", type=int, default=0)
@@ -71,7 +65,7 @@ def main(argv=None):
   x, y, _, _ = benchmark_sets.load(args.set)
   y = y.astype(np.int32)
   ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  losses = {path: l2t_tf.load_dln(path) for path in args.dln}
+  losses = reuse_dln.load_dlns(args.dln)
   model = reuse_dln.fresh_mlp(args.seed, x.shape[1:], int(y.max()) + 1)
   model.compile(optimizer=keras.optimizers.SGD(args.learning_rate), loss=ce)
   keras.utils.set_random_seed(args.seed)

@@ -43,26 +43,38 @@ def train_and_test(loss, seed, epochs, learning_rate, train, test):
   return float(np.mean(np.argmax(logits, -1) == test[1]))
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def dln_parser(description):
+  """An argument parser with the DLN tools' --dln (repeatable) and --set."""
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument("--dln", action="append", required=True,
                       help="an exported DLN directory (dln_export)")
   parser.add_argument("--set", default="digits",
                       choices=benchmark_sets.NAMES)
-  parser.add_argument("--seeds", type=int, default=3)
-  parser.add_argument("--epochs", type=int, default=30)
-  parser.add_argument("--learning_rate", type=float, default=0.1)
-  args = parser.parse_args(argv)
-  for path in args.dln:
+  return parser
+
+
+def load_dlns(paths):
+  """{path: the exported DLN as a Keras loss}; exits in one line if absent."""
+  for path in paths:
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
       sys.exit(f"error: --dln={path}: no exported DLN there (run "
                f"`python -m l2t_tf.main` first; it writes <model_dir>/"
                f"dln_export).")
+  return {path: l2t_tf.load_dln(path) for path in paths}
+
+
+def main(argv=None):
+  parser = dln_parser(__doc__.split("\n")[0])
+  parser.add_argument("--seeds", type=int, default=3)
+  parser.add_argument("--epochs", type=int, default=30)
+  parser.add_argument("--learning_rate", type=float, default=0.1)
+  args = parser.parse_args(argv)
+  dlns = load_dlns(args.dln)
   x, y, x_test, y_test = benchmark_sets.load(args.set)
   train, test = (x, y), (x_test, y_test)
   ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   losses = {"cross_entropy": ce}
-  losses.update({path: l2t_tf.load_dln(path) for path in args.dln})
+  losses.update(dlns)
   accuracy = {name: [train_and_test(loss, seed, args.epochs,
                                     args.learning_rate, train, test)
                      for seed in range(args.seeds)]
