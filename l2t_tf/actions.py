@@ -1,23 +1,24 @@
-"""The teaching loop's side effects, as small actions (Orbit style).
+"""The teaching loop's side effects: callables of a round's or an epoch's output.
 
-`Trainer` runs rounds and teacher epochs and evaluates; everything else it
-does through actions, each an object with some of these hooks (the others
-are inherited no-ops):
+As Orbit's `Controller` actions (`Callable[[Output], None]`), an action is
+called by the loop (`trainer.Trainer`) with what just happened, never with
+the loop itself:
 
-  start(loop)                           once, before the first round
-  epoch_start(loop, epoch, rounds)      epoch: 0-based; rounds in the epoch
-  round_end(loop, metrics)              metrics: the round's flat dict
-  epoch_end(loop, epoch, entry)         entry: the epoch's evaluation
-  end(loop)                             once, after the last round
+  action(RoundOutput)    after every round: its metrics and position
+  action(EpochOutput)    after every teacher epoch (its evaluation), and
+                         once with `epochs_done = 0` before the first round
+                         of a new run (the state teaching starts from)
 
-`loop` is the `Trainer` (its experiment, counters, model_dir, save()).
-`default_actions` gives the trainer's: the progress bar, TensorBoard
-summaries, the history, the DLN surface of Figure 3 (a PairwiseDLN only)
-and the checkpoint.
+Actions are passed to the loop (`build.build(..., actions=...)`, or
+`l2t_tf.teach(..., actions=...)`), never added to it afterwards; an action
+that holds a resource (the progress bar) is a context manager, entered
+for the run (`build.Run.run`). `default_actions` gives the library's: the progress bar,
+TensorBoard summaries and the DLN surface of Figure 3 (a PairwiseDLN only).
+Checkpoints and history.json are the loop's own (not a matter of choice).
 """
-import json
-import os
+import dataclasses
 import sys
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -25,34 +26,36 @@ import tqdm
 
 from l2t_tf import dln as dln_lib
 from l2t_tf import loss_surface
-from l2t_tf import strict_json
-
-#: Per-round diagnostics kept in history.json (issue 12; rounds).
-ROUND_DIAGNOSTICS = ("e1", "e2", "e2_minus_e1", "update_helped",
-                     "update_accepted", "teacher_cosine", "dln_step_norm",
-                     "dln_relative_change", "hypergradient_norm")
 
 
-class Action:
-  """Base of the actions: every hook a no-op."""
+@dataclasses.dataclass(frozen=True)
+class RoundOutput:
+  """What one round did, where the run is after it.
 
-  def start(self, loop):
-    del loop
+  Attributes:
+    epoch: the teacher epoch (0-based) the round belongs to.
+    round_in_epoch: rounds done in this epoch, this one included.
+    rounds_in_epoch: rounds the epoch has.
+    teacher_epochs: teacher epochs the run has.
+    rounds_done: rounds done in the run, this one included.
+    metrics: the round's flat dict of floats (`RoundResult.metrics`, traced).
+  """
+  epoch: int
+  round_in_epoch: int
+  rounds_in_epoch: int
+  teacher_epochs: int
+  rounds_done: int
+  metrics: Mapping[str, float]
 
-  def epoch_start(self, loop, epoch, rounds):
-    del loop, epoch, rounds
 
-  def round_end(self, loop, metrics):
-    del loop, metrics
-
-  def epoch_end(self, loop, epoch, entry):
-    del loop, epoch, entry
-
-  def end(self, loop):
-    del loop
+@dataclasses.dataclass(frozen=True)
+class EpochOutput:
+  """A teacher epoch's evaluation (`entry`; empty before teaching starts)."""
+  epochs_done: int
+  entry: Mapping[str, float]
 
 
-class ProgressBar(Action):
+class ProgressBar:
   """A tqdm bar per teacher epoch on stderr (e_val and seconds per round).
 
   A teaching round shows `e_val=`, its validation error (cross-entropy on
@@ -65,11 +68,6 @@ class ProgressBar(Action):
   def __init__(self, enabled=True):
     self.enabled, self.bar = enabled, None
 
-  def epoch_start(self, loop, epoch, rounds):
-    self.bar = tqdm.tqdm(total=rounds, initial=int(loop.counters.round_in_epoch),
-                         file=sys.stderr, disable=not self.enabled,
-                         desc=f"teacher epoch {epoch + 1}/{loop.teacher_epochs}")
-
   @staticmethod
   def postfix(metrics):
     """The bar's figures of a round: {'e_val' or 'loss': ..., 's': ...}."""
@@ -81,88 +79,48 @@ class ProgressBar(Action):
     shown["s"] = f"{float(metrics['round_time_s']):.2f}"
     return shown
 
-  def round_end(self, loop, metrics):
-    self.bar.set_postfix(self.postfix(metrics), refresh=False)
+  def __call__(self, output):
+    if isinstance(output, EpochOutput):
+      self.close()
+      return
+    if self.bar is None:  # The epoch's first round (of this process).
+      self.bar = tqdm.tqdm(
+          total=output.rounds_in_epoch, initial=output.round_in_epoch - 1,
+          file=sys.stderr, disable=not self.enabled,
+          desc=f"teacher epoch {output.epoch + 1}/{output.teacher_epochs}")
+    self.bar.set_postfix(self.postfix(output.metrics), refresh=False)
     self.bar.update(1)  # Draws the bar once, with the new figures.
 
-  def epoch_end(self, loop, epoch, entry):
-    self.end(loop)
-
-  def end(self, loop):
+  def close(self):
     if self.bar is not None:
       self.bar.close()
       self.bar = None
 
+  def __enter__(self):  # The run holds the bar (`build.Run.run`).
+    return self
 
-class Summaries(Action):
+  def __exit__(self, *exc_info):
+    self.close()
+
+
+class Summaries:
   """TensorBoard scalars: round/<metric> per round, epoch/<metric> per epoch.
 
-  Written to the default summary writer (the trainer's, a no-op writer on
+  Written to the default summary writer (the loop's, a no-op writer on
   workers other than the chief).
   """
 
-  def round_end(self, loop, metrics):
-    step = int(loop.counters.rounds_done)
-    for name, value in metrics.items():
-      tf.summary.scalar(f"round/{name}", value, step=step)
-
-  def epoch_end(self, loop, epoch, entry):
-    for name, value in entry.items():
+  def __call__(self, output):
+    if isinstance(output, RoundOutput):
+      for name, value in output.metrics.items():
+        tf.summary.scalar(f"round/{name}", value, step=output.rounds_done)
+      return
+    for name, value in output.entry.items():
       if name != "epoch" and np.ndim(value) == 0:
-        tf.summary.scalar(f"epoch/{name}", value, step=epoch + 1)
+        tf.summary.scalar(f"epoch/{name}", value, step=output.epochs_done)
 
 
-class History(Action):
-  """history.json: per-epoch evaluations, round times, round diagnostics.
-
-  `round_time_s` keeps only rounds that did not trace (Table 5's time per
-  round); `train_time_s` adds up over the run's processes. On resume only
-  what the restored checkpoint has seen is kept. Written (atomically) just
-  before each checkpoint (`write`), so it is never behind the checkpoint.
-  """
-
-  def __init__(self, model_dir):
-    self.path = os.path.join(model_dir, "history.json")
-    self.data = self.empty()
-
-  @staticmethod
-  def empty():
-    return {"epochs": [], "round_time_s": [], "rounds": []}
-
-  def load(self, counters):
-    """Reads history.json, cut to what `counters` (restored) have seen."""
-    self.data = self.empty()
-    if tf.io.gfile.exists(self.path):
-      with tf.io.gfile.GFile(self.path) as f:
-        self.data = json.load(f)
-      self.data["epochs"] = self.data["epochs"][:int(counters.epoch)]
-      self.data["rounds"] = [r for r in self.data.get("rounds", [])
-                             if r["round"] <= int(counters.rounds_done)]
-      self.data["round_time_s"] = [r["round_time_s"] for r in
-                                   self.data["rounds"] if not r["traced"]]
-    return self.data
-
-  def round_end(self, loop, metrics):
-    if not metrics["traced"]:
-      self.data["round_time_s"].append(metrics["round_time_s"])
-    diagnostics = {k: metrics[k] for k in ROUND_DIAGNOSTICS if k in metrics}
-    self.data["rounds"].append(dict(
-        round=int(loop.counters.rounds_done), traced=metrics["traced"],
-        round_time_s=metrics["round_time_s"], **diagnostics))
-
-  def epoch_end(self, loop, epoch, entry):
-    self.data["epochs"].append(entry)
-
-  def write(self, train_time_s):
-    """Writes history.json atomically (a kill leaves the old or the new)."""
-    self.data["train_time_s"] = train_time_s
-    temporary = self.path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-      strict_json.dump(self.data, f)
-    tf.io.gfile.rename(temporary, self.path, overwrite=True)
-
-
-class DLNSurface(Action):
+class DLNSurface:
   """Figure 3: the DLN's weights and a contour image per teacher epoch.
 
   `loss_surface.save_snapshot` into model_dir and a TensorBoard image, at
@@ -172,40 +130,19 @@ class DLNSurface(Action):
   def __init__(self, dln, model_dir):
     self.dln, self.model_dir = dln, model_dir
 
-  def _snapshot(self, epoch):
+  def __call__(self, output):
+    if not isinstance(output, EpochOutput):
+      return
+    epoch = output.epochs_done
     loss_surface.save_snapshot(self.dln, self.model_dir, epoch)
     png = loss_surface.contour_png(self.dln, f"DLN, teacher epoch {epoch}")
     tf.summary.image("dln_surface", tf.image.decode_png(png)[None],
                      step=epoch)
 
-  def start(self, loop):
-    if int(loop.counters.rounds_done) == 0:
-      self._snapshot(0)
 
-  def epoch_end(self, loop, epoch, entry):
-    self._snapshot(epoch + 1)
-
-
-class Checkpoint(Action):
-  """Saves every `every_rounds` rounds (`loop.save()`, with the history).
-
-  The end of an epoch, `max_rounds` and an interruption are saved by the
-  trainer itself (they are not a matter of choice).
-  """
-
-  def __init__(self, every_rounds=1):
-    self.every_rounds = int(every_rounds)
-
-  def round_end(self, loop, metrics):
-    if int(loop.counters.rounds_done) % self.every_rounds == 0:
-      loop.save()
-
-
-def default_actions(experiment, model_dir, is_chief, history, progress=True,
-                    checkpoint_every_rounds=1):
-  """The trainer's actions, in the order they run."""
-  actions = [ProgressBar(enabled=progress and is_chief), Summaries(), history]
-  if is_chief and experiment.teaches and isinstance(experiment.dln,
-                                                    dln_lib.PairwiseDLN):
-    actions.append(DLNSurface(experiment.dln, model_dir))
-  return actions + [Checkpoint(checkpoint_every_rounds)]
+def default_actions(round_, model_dir, is_chief, progress=True):
+  """The library's actions, in the order they run (see the module)."""
+  actions = [ProgressBar(enabled=progress and is_chief), Summaries()]
+  if is_chief and round_.teaches and dln_lib.is_pairwise(round_.dln):
+    actions.append(DLNSurface(round_.dln, model_dir))
+  return actions

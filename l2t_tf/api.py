@@ -26,25 +26,22 @@ and the data are what `fit` takes; what the method needs beyond them is a
 (`task=MyTask`, see `examples/own_task_regression.py`).
 """
 import dataclasses
-import inspect
 import os
 from typing import Any, Optional
 
 import gin
 import keras
 
+from l2t_tf import build
 from l2t_tf import config
 from l2t_tf import errors
 from l2t_tf import export
 from l2t_tf import train_eval as train_eval_lib
-from l2t_tf import trainer as trainer_lib
 from l2t_tf.tasks import supervised
 
 DEFAULT_RECIPE = "l2t_dln_recipe.gin"
-# Trainer arguments a keyword argument of `teach` may set (not its parts).
-SETTINGS = tuple(
-    name for name in inspect.signature(trainer_lib.Trainer).parameters
-    if name not in ("task", "model_dir", "strategy"))
+# The settings a keyword argument of `teach` may set (`Trainer.<name>`).
+SETTINGS = build.SETTING_NAMES
 
 
 @dataclasses.dataclass
@@ -107,7 +104,7 @@ def _check_strategy():
 def teach(student, train_data, test_data=None, *, model_dir,
           validation_data=None, task=None, augment=None,
           gin_file=DEFAULT_RECIPE, gin_bindings=(), override_config=False,
-          **settings):
+          round=None, actions=(), **settings):  # pylint: disable=redefined-builtin
   """Teaches `student` on `train_data` with L2T-DLN; returns a TeachingResult.
 
   Args:
@@ -145,6 +142,10 @@ def teach(student, train_data, test_data=None, *, model_dir,
     gin_file: the recipe: a gin file path or a packaged name (or a list).
     gin_bindings: further gin bindings, e.g. 'TeacherUpdater.lr = 1e-3'.
     override_config: resume `model_dir` although its settings differ.
+    round: the method, a round class of `l2t_tf.rounds` (its options bound
+      in gin); None: the recipe's (`L2TRound`).
+    actions: callables called with each round's and teacher epoch's output
+      (`l2t_tf.actions.RoundOutput`, `EpochOutput`), after the library's.
     **settings: `Trainer` settings by name (`SETTINGS`), e.g.
       teacher_epochs=3, unroll_length=5, seed=1, progress=False.
   Raises:
@@ -162,8 +163,9 @@ def teach(student, train_data, test_data=None, *, model_dir,
                                                test_data, augment=augment,
                                                **extra)
     results = train_eval_lib.train_eval(model_dir=os.fspath(model_dir),
-                                        task=made,
-                                        override_config=override_config)
+                                        task=made, round=round,
+                                        override_config=override_config,
+                                        actions=actions)
   except errors.UserError as e:  # One line, without gin's call context.
     message = errors.without_gin_context(e).strip().replace(
         "pass --override_config", "pass override_config=True")

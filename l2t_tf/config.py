@@ -26,13 +26,14 @@ import tokenize
 
 import gin
 
+from l2t_tf import build
 from l2t_tf import related_methods
 from l2t_tf import dln
 from l2t_tf import dln_updaters
 from l2t_tf import hypergradient
+from l2t_tf import rounds
 from l2t_tf import strategy
 from l2t_tf import train_eval
-from l2t_tf import trainer
 from l2t_tf.errors import UserError
 from l2t_tf.students import cifar_resnet
 from l2t_tf.students import digits_cnn
@@ -47,8 +48,8 @@ from l2t_tf.tasks import supervised
 
 # The modules whose configurables gin files bind, imported for registration
 # (their import registers them; they are not used here otherwise).
-REGISTERED_MODULES = (related_methods, dln, dln_updaters, strategy, train_eval,
-                      trainer, cifar_resnet, digits_cnn, nasnet, pspnet,
+REGISTERED_MODULES = (build, related_methods, dln, dln_updaters, rounds,
+                      strategy, train_eval, cifar_resnet, digits_cnn, nasnet, pspnet,
                       wide_resnet, yolov3, classification, detection,
                       segmentation, supervised)
 
@@ -211,8 +212,9 @@ MAIN_KNOBS = (
     ("Trainer.batch_size", "the student's training batch"),
     ("Trainer.validation_batch_size", "the batch e_val is measured on"),
     ("Trainer.student_learning_rate", "the student's SGD step"),
-    ("Trainer.hypergradient_mode", "'unrolled', or 'reverse' (memory flat)"),
-    ("Trainer.stage3", "'paper' or 'release' (the authors' code)"),
+    ("train_eval.round", "the method: @L2TRound, @FixedLossRound, ..."),
+    ("L2TRound.hypergradient_mode", "'unrolled', or 'reverse' (memory flat)"),
+    ("L2TRound.stage3", "'paper' or 'release' (the authors' code)"),
     ("Trainer.seed", "splits, shuffles and initial weights"),
     ("train_eval.model_dir", "the run's directory (runs resume there)"),
     ("get_strategy.name", "'default', 'mirrored' or 'multi_worker'"),

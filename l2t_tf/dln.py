@@ -229,3 +229,8 @@ def check_scalar_loss(dln, y_true, y_pred, student_loss=None):
         f"dln: the dynamic loss network must return a scalar loss, got shape "
         f"{out.shape} from {type(dln).__name__}(y_true, y_pred).")
   return out
+
+
+def is_pairwise(dln):
+  """Whether `dln` is a `PairwiseDLN` (it has a properness and a surface)."""
+  return isinstance(dln, PairwiseDLN)

@@ -57,12 +57,13 @@ def unflatten(vector, like):
 class DLNUpdater(tf.Module):
   """Interface: changes the DLN between the student's stages.
 
-  Which teaching round runs an updater follows from its kind
-  (`experiment.make_round`): a `HypergradientUpdater` gets de_1/dphi after
-  stage I (`rounds.HypergradientRound`); a `TeachingUpdater` also learns from
-  de_2/dphi_1 after stage III (`rounds.L2TRound`, the paper's method); a
-  `ControllerUpdater` sees no hypergradient, only the round's observation
-  (`rounds.ControllerRound`, e.g. ALA).
+  The round is the method (`rounds`); an updater is one of its parts, of
+  the interface that round needs: a `HypergradientUpdater` gets de_1/dphi
+  after stage I (`rounds.HypergradientRound`); a `TeachingUpdater` also
+  learns from de_2/dphi_1 after stage III (`rounds.L2TRound`, the paper's
+  method); a `ControllerUpdater` sees no hypergradient, only the round's
+  observation (`rounds.ControllerRound`, e.g. ALA). `default_round` names
+  the round that runs an updater bound the old way (`Trainer.updater`).
 
   The observation is a dict of scalar tensors about the student after stage
   I: "validation_error" (e_1), "train_loss" (mean stage-I loss), "progress"
@@ -76,6 +77,11 @@ class DLNUpdater(tf.Module):
   so the trainer's checkpoint holds the updater itself.
   """
 
+  #: The name of the round in `rounds` that runs this kind of updater.
+  default_round = None
+  #: A Keras optimizer whose variables the updater holds (or None).
+  optimizer = None
+
   def build(self, dln_variables):
     """Creates state (slots, LSTM state); call inside the strategy scope.
 
@@ -83,9 +89,14 @@ class DLNUpdater(tf.Module):
     """
     raise NotImplementedError
 
+  def optimizer_variables(self):
+    """The optimizer's variables (a Keras optimizer is no `tf.Module`)."""
+    return [] if self.optimizer is None else list(self.optimizer.variables)
+
 
 class HypergradientUpdater(DLNUpdater):
   """Updates phi from the hypergradient de_1/dphi of stage I+II."""
+  default_round = "HypergradientRound"
 
   def apply(self, dln_variables, hypergradients, observation=None):
     """phi <- update(phi, de_1/dphi). Returns (context, metrics dict)."""
@@ -94,6 +105,7 @@ class HypergradientUpdater(DLNUpdater):
 
 class TeachingUpdater(HypergradientUpdater):
   """A hypergradient updater that learns from stage III (Eq. 8)."""
+  default_round = "L2TRound"
 
   def learn(self, context, hypergradients):
     """Learns from de_2/dphi_1, `context` from `apply`. Returns metrics."""
@@ -102,6 +114,7 @@ class TeachingUpdater(HypergradientUpdater):
 
 class ControllerUpdater(DLNUpdater):
   """Updates phi from the round's observation only (no hypergradient)."""
+  default_round = "ControllerRound"
 
   def apply(self, dln_variables, observation):
     """phi <- update(phi, observation). Returns (context, metrics dict)."""

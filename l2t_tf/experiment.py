@@ -1,82 +1,87 @@
-"""Builds an experiment once: models, updater, round, counters, checkpoint.
+"""Builds an experiment once: the round (the method), its models, the checkpoint.
 
-`build_experiment(task, strategy, ...)` makes, in this order (the order fixes
-the draws of Keras' seeded initialisers, so it is part of the contract):
-the student, the DLN (checked to return a scalar), the task's learnable
-fixed loss if any, the comparison student (a clone of the student with its
-initial weights, trained on the task's fixed loss on the same batches: the
-CE twin), the updater and its state; then the DLN warm start if asked, the
-round (`make_round`: one class per kind of method), the counters and one
-`tf.train.Checkpoint` holding everything by name (`checkpointing`).
+`build_experiment(task, strategy, round)` makes, in this order (the order
+fixes the draws of Keras' seeded initialisers, so it is part of the
+contract, `tests/test_build_contract.py`): the student, the DLN if the
+round teaches (checked to return a scalar), the task's learnable fixed loss
+if any, the comparison student (a clone of the student with its initial
+weights, trained on the task's fixed loss on the same batches: the CE
+twin); the counters; the round, which builds its updater, warm-starts the
+DLN if asked and keeps phi's start (`rounds`); one `tf.train.Checkpoint`
+holding everything by name (`checkpointing`).
 
-The trainer, the tools and the tests all use it, so they cannot wire a
+`resolve_round` is the one place that knows the older way of choosing a
+method: `Trainer.method = 'fixed_loss'` and the round's options bound on
+`Trainer` (`Trainer.updater`, `Trainer.stage3`, ...), kept as aliases so
+that gin files and `teach(stage3=...)` written before the round was bound
+in gin (`train_eval.round = @L2TRound`) still run.
+
+`build.build`, the tools and the tests all use it, so they cannot wire a
 method differently.
 """
 import dataclasses
-from typing import Any, Optional
+import inspect
+from typing import Any
 
-from absl import logging
 import keras
 import tensorflow as tf
 
-from l2t_tf import checkpointing
+from l2t_tf import checks
 from l2t_tf import dln as dln_lib
 from l2t_tf import dln_updaters
-from l2t_tf import dln_warm_start
 from l2t_tf import errors
-from l2t_tf import hypergradient
 from l2t_tf import rounds
+from l2t_tf.rounds import fallback
 
 METHODS = ("l2t_dln", "fixed_loss")
-# The values each option of a run may take, by its Trainer argument.
-CHOICES = {"method": METHODS, "hypergradient_mode": hypergradient.MODES,
-           "stage3": rounds.l2t.STAGE3_MODES,
-           "validation_bn_mode": rounds.taught_loss.VALIDATION_BN_MODES}
+#: The round options that may be bound on `Trainer` (aliases, see module).
+ROUND_OPTIONS = ("updater", "hypergradient_mode", "stage3",
+                 "validation_bn_mode", "update_guard",
+                 "update_guard_min_properness")
 
 
-def make_round(method, strategy, task, student, dln, updater, learning_rate,
-               mode="unrolled", stage3="paper", validation_bn_mode="train",
-               guard=False, guard_min_properness=None,
-               comparison_student=None):
-  """The round of `method` and the updater's kind (see `rounds.base`).
-
-  `fixed_loss` gives a `FixedLossRound` (`stage3 = 'release'` makes it take
-  N steps per round, as its L2T-DLN twin, and it ignores the teaching
-  options, so that a twin can include its L2T-DLN gin file); a
-  `TeachingUpdater` an `L2TRound`; a `ControllerUpdater` a `ControllerRound`;
-  any other `HypergradientUpdater` a `HypergradientRound`. Teaching options
-  that a kind of round does not have are an error, not silently ignored.
-  """
+def _round_of(method, updater):
+  """The round class of the older `method` / `updater` bindings."""
   if method == "fixed_loss":
-    return rounds.FixedLossRound(strategy, task, student, learning_rate,
-                                 stages=1 if stage3 == "release" else 2)
-  if isinstance(updater, dln_updaters.TeachingUpdater):
-    return rounds.L2TRound(
-        strategy, task, student, dln, updater, learning_rate, mode, stage3,
-        validation_bn_mode, guard, guard_min_properness, comparison_student)
-  name = type(updater).__name__
-  if stage3 != "paper" or guard or guard_min_properness is not None:
+    return rounds.FixedLossRound
+  name = getattr(updater, "default_round", None)  # A class or an instance.
+  if name is None:
     raise errors.UserError(
+        f"Trainer.updater: {getattr(updater, '__name__', type(updater).__name__)}"
+        f" is not a DLN updater (dln_updaters.HypergradientUpdater or "
+        f"ControllerUpdater).")
+  return rounds.BY_NAME[name]
+
+
+def resolve_round(round_class=None, method=None, **options):
+  """(round class, its options) of a run.
+
+  `round_class` is the round bound in gin (`train_eval.round`); without
+  one, the older bindings choose it (`_round_of`). `options` are those set
+  on `Trainer` (bound or passed, None included): they override the round's
+  own bindings; a round that does not teach ignores the teaching ones (a
+  CE twin includes its L2T-DLN gin file), one that teaches and lacks an
+  option is a UserError.
+  """
+  checks.one_of("Trainer.method", method, METHODS + (None,))
+  if round_class is not None and method is not None:
+    raise errors.UserError(
+        "bind the method once: train_eval.round or Trainer.method, not both.")
+  if round_class is None:
+    round_class = _round_of(
+        method, options.get("updater") or dln_updaters.TeacherUpdater)
+  if not round_class.teaches:
+    options = {k: v for k, v in options.items() if k == "stage3"}
+  accepted = inspect.signature(round_class).parameters
+  extra = sorted(k for k in options if k not in accepted)
+  if extra:
+    raise errors.UserError(
+        f"Trainer.{extra[0]} is not an option of {round_class.__name__}: "
         f"stage3 = 'release' and update_guard need an updater that learns in "
-        f"stage III (the LSTM teacher, @TeacherUpdater); {name} does not.")
-  if isinstance(updater, dln_updaters.ControllerUpdater):
-    return rounds.ControllerRound(strategy, task, student, dln, updater,
-                                  learning_rate, validation_bn_mode,
-                                  comparison_student)
-  if isinstance(updater, dln_updaters.HypergradientUpdater):
-    return rounds.HypergradientRound(strategy, task, student, dln, updater,
-                                     learning_rate, mode, validation_bn_mode,
-                                     comparison_student)
-  _check_updater(updater)
-
-
-def _check_updater(updater):
-  """Raises a UserError unless `updater` is of a kind a round can run."""
-  if not isinstance(updater, (dln_updaters.HypergradientUpdater,
-                              dln_updaters.ControllerUpdater)):
-    raise errors.UserError(
-        f"Trainer.updater: {type(updater).__name__} is not a DLN updater "
-        f"(dln_updaters.HypergradientUpdater or ControllerUpdater).")
+        f"stage III (the LSTM teacher, @TeacherUpdater, in L2TRound).")
+  if options:
+    options["configurable"] = "Trainer"
+  return round_class, options
 
 
 class Counters:
@@ -106,27 +111,20 @@ class Counters:
 
 @dataclasses.dataclass
 class Experiment:
-  """Everything a run trains, and the checkpoint that holds it.
-
-  `dln` and `updater` are None for `method = 'fixed_loss'`;
-  `comparison_student` is None unless trained.
-  """
+  """Everything a run trains, and the checkpoint that holds it."""
   task: Any
   strategy: Any
-  method: str
-  student: keras.Model
-  dln: Optional[keras.layers.Layer]
-  updater: Optional[dln_updaters.DLNUpdater]
-  comparison_student: Optional[keras.Model]
-  round: rounds.base.Round
+  round: Any
   counters: Counters
   checkpoint: tf.train.Checkpoint
-  warm_start: dict
 
-  @property
-  def teaches(self):
-    """Whether an updater changes a DLN in this run."""
-    return self.updater is not None
+  student = property(lambda self: self.round.students()["student"])
+  comparison_student = property(
+      lambda self: self.round.students().get("comparison student"))
+  dln = property(lambda self: self.round.dln)
+  updater = property(lambda self: self.round.updater)
+  method = property(lambda self: self.round.method)
+  teaches = property(lambda self: self.round.teaches)
 
   def checkpoint_variables(self):
     """Every variable the checkpoint holds (in its traversal order)."""
@@ -134,91 +132,51 @@ class Experiment:
             if isinstance(t, (tf.Variable, keras.Variable))]
 
 
-def _build_models(task, strategy, method, updater, train_comparison):
-  """(student, dln, comparison_student, updater) inside the scope."""
+def _build_models(task, strategy, teaches, train_comparison):
+  """(student, dln, comparison_student) inside the scope."""
   with strategy.scope():
     student = task.build_student()
-    dln = updater_instance = None
-    if method == "l2t_dln":
+    dln = None
+    if teaches:
       dln = task.build_dln()
       dln_lib.check_scalar_loss(dln, *task.dummy_batch(student),
                                 student_loss=task.student_loss)
     task.fixed_loss_layer()  # Builds a learnable fixed loss in scope.
     comparison = None
-    if train_comparison and method == "l2t_dln":
+    if train_comparison and teaches:
       comparison = task.clone_student(student)
-    if dln is not None:
-      updater_instance = updater() if isinstance(updater, type) else updater
-      _check_updater(updater_instance)
-      updater_instance.build(dln.trainable_variables)
-  return student, dln, comparison, updater_instance
+  return student, dln, comparison
 
 
-def _warm_start(dln, enabled):
-  """Fits the DLN to a proper loss before teaching (`dln_warm_start`)."""
-  if not enabled or dln is None:
-    return {}  # A fixed-loss run has no DLN to teach.
-  if not isinstance(dln, dln_lib.PairwiseDLN):
-    raise errors.UserError(
-        f"Trainer.dln_warm_start fits a PairwiseDLN; this task's DLN is a "
-        f"{type(dln).__name__}.")
-  fit = dln_warm_start.warm_start(dln)
-  logging.info("DLN warm start: %s", fit)
-  return fit
-
-
-def _checkpoint(student, dln, updater, comparison, task, round_, counters):
-  """One checkpoint of everything, each part by name."""
-  items = dict(student=student, **counters.items())
-  if dln is not None:
-    items.update(dln=checkpointing.layer_variables(dln), updater=updater,
-                 dln_initial=round_.checkpoint_items())
-  if comparison is not None:
-    items["comparison_student"] = comparison
-  if task.fixed_loss_layer() is not None:
-    items["fixed_loss"] = checkpointing.layer_variables(
-        task.fixed_loss_layer())
-  return tf.train.Checkpoint(**items)
-
-
-def build_experiment(task, strategy, method="l2t_dln",
-                     updater=dln_updaters.TeacherUpdater,
-                     train_comparison=True, learning_rate=0.1,
-                     hypergradient_mode="unrolled", stage3="paper",
-                     validation_bn_mode="train", update_guard=False,
-                     update_guard_min_properness=None, dln_warm_start=False,
-                     seed=0):
-  """Builds the `Experiment` of `method` on `task` under `strategy`.
+def build_experiment(task, strategy, round_class=None, *, learning_rate=0.1,
+                     train_comparison=True, dln_warm_start=False, seed=0,
+                     method=None, **options):
+  """Builds the `Experiment` of a round on `task` under `strategy`.
 
   Args:
     task: a `tasks.base.Task`.
     strategy: a `tf.distribute.Strategy`.
-    method: 'l2t_dln' (the student learns from the DLN that `updater`
-      changes) or 'fixed_loss' (from `task.fixed_loss`, no DLN).
-    updater: a `DLNUpdater` or its class (called without arguments).
-    train_comparison: whether to train the comparison student (l2t_dln).
+    round_class: a round class of `rounds` (gin-configurable), or None for
+      the one `method` and the options choose (`resolve_round`).
     learning_rate: the students' SGD learning rate.
-    hypergradient_mode, stage3, validation_bn_mode, update_guard,
-    update_guard_min_properness: the round's options (`make_round`).
+    train_comparison: whether to train the comparison student (if taught).
     dln_warm_start: fit the DLN to a proper loss first (PairwiseDLN only).
     seed: Keras' global seed, set before anything is built.
+    method: the older choice, 'l2t_dln' or 'fixed_loss' (or None).
+    **options: the round's options set the older way (`ROUND_OPTIONS`).
   """
-  if method not in METHODS:
-    raise errors.UserError(f"Trainer.method must be one of {METHODS}, got "
-                           f"{method!r}.")
+  round_class, options = resolve_round(round_class, method, **options)
   keras.utils.set_random_seed(int(seed))
-  student, dln, comparison, updater = _build_models(
-      task, strategy, method, updater, train_comparison)
-  warm_start = _warm_start(dln, dln_warm_start)  # Before phi_init is kept.
+  student, dln, comparison = _build_models(task, strategy,
+                                           round_class.teaches,
+                                           train_comparison)
   counters = Counters()
-  round_ = make_round(method, strategy, task, student, dln, updater,
-                      learning_rate, hypergradient_mode, stage3,
-                      validation_bn_mode, bool(update_guard),
-                      update_guard_min_properness, comparison)
-  checkpoint = _checkpoint(student, dln, updater, comparison, task, round_,
-                           counters)
-  return Experiment(task=task, strategy=strategy, method=method,
-                    student=student, dln=dln, updater=updater,
-                    comparison_student=comparison, round=round_,
-                    counters=counters, checkpoint=checkpoint,
-                    warm_start=warm_start)
+  parts = rounds.RoundParts(strategy=strategy, task=task, student=student,
+                            learning_rate=learning_rate, dln=dln,
+                            comparison_student=comparison,
+                            dln_warm_start=dln_warm_start)
+  round_ = fallback.with_fallback(round_class(parts, **options))
+  checkpoint = tf.train.Checkpoint(**round_.checkpoint_items(),
+                                   **counters.items())
+  return Experiment(task=task, strategy=strategy, round=round_,
+                    counters=counters, checkpoint=checkpoint)

@@ -91,7 +91,7 @@ def main(argv):
     sys.stderr.write(
         f"error: {e.message.splitlines()[0]}\nTensorFlow's graph optimiser "
         "failed on the gradient of the unrolled loop of a large student; use "
-        "--gin_bindings=\"Trainer.hypergradient_mode = 'reverse'\" (exact "
+        "--gin_bindings=\"L2TRound.hypergradient_mode = 'reverse'\" (exact "
         "too, memory flat in N). The last completed round is checkpointed.\n")
     sys.exit(4)
   except (KeyboardInterrupt, trainer_lib.Interrupted):

@@ -1,6 +1,7 @@
 """The gin-configurable entry point: teach, evaluate, export, report.
 
-`train_eval()` builds the strategy and the task, runs the `Trainer` (which
+`train_eval()` builds the strategy and the task, the run of `round` (the
+method, `train_eval.round = @L2TRound`; `build.build`) and runs it (it
 resumes from `model_dir` if a checkpoint is there), exports the learned DLN
 as a SavedModel, writes `results.json` (strict JSON, `strict_json`: NaN
 results are null, listed in "non_finite") and the operative gin config into
@@ -17,23 +18,23 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from l2t_tf import build as build_lib
 from l2t_tf import checks
 from l2t_tf import export
 from l2t_tf import run_config
 from l2t_tf import run_lock
 from l2t_tf import strategy as strategy_lib
 from l2t_tf import strict_json
-from l2t_tf import trainer as trainer_lib
 from l2t_tf.tasks import classification
 
 DEFAULT_MODEL_DIR = os.path.join("runs", "digits_l2t_dln")
 
 
-@gin.configurable(denylist=["extra_results", "override_config"])
+@gin.configurable(denylist=["extra_results", "override_config", "actions"])
 def train_eval(model_dir=DEFAULT_MODEL_DIR,
                task=classification.ClassificationTask,
-               strategy=strategy_lib.get_strategy, extra_results=None,
-               override_config=False):
+               strategy=strategy_lib.get_strategy, round=None,  # pylint: disable=redefined-builtin
+               extra_results=None, override_config=False, actions=()):
   """Runs L2T-DLN on `task` in `model_dir`; returns the results dict.
 
   The chief holds `model_dir`'s lock for the whole run (`run_lock`); a run
@@ -45,6 +46,10 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
   data or a bad binding; nothing is written there), then it is created and
   locked. An existing one is locked before building (a second run on it
   stops at once).
+
+  `round`: the method, a round class of `rounds` (None: the one the older
+  `Trainer.method`/`Trainer.updater` bindings choose, L2TRound by default).
+  `actions`: more callables of each round's and epoch's output (`actions`).
   """
   distribution = strategy() if callable(strategy) else strategy  # First op.
   chief = strategy_lib.is_chief(distribution)
@@ -56,10 +61,11 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
     if existed:
       _create_and_lock(lock, model_dir, chief)
     task = task() if isinstance(task, type) else task
-    trainer = trainer_lib.Trainer(task, model_dir, distribution)  # Collective.
+    run = build_lib.build(task, model_dir, distribution, round=round,
+                          extra_actions=actions)  # Collective.
     if not existed:
       _create_and_lock(lock, model_dir, chief)
-    return _train_eval(trainer, model_dir, task, distribution, chief,
+    return _train_eval(run, model_dir, task, distribution, chief,
                        extra_results, override_config)
 
 
@@ -70,24 +76,24 @@ def _create_and_lock(stack, model_dir, chief):
     stack.enter_context(run_lock.hold(model_dir))
 
 
-def _train_eval(trainer, model_dir, task, distribution, chief, extra_results,
+def _train_eval(run, model_dir, task, distribution, chief, extra_results,
                 override_config):
-  # After the Trainer read its bindings: everything is bound.
+  # After the build read its bindings: everything is bound.
   overridden = run_config.check_resume(
-      model_dir, trainer.checkpoint_dir,
-      resuming=tf.train.latest_checkpoint(trainer.checkpoint_dir) is not None,
+      model_dir, run.checkpoint_dir,
+      resuming=run.checkpoints.latest() is not None,
       override=override_config, write=chief)
   if chief:
     with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"),
                            "w") as f:
       f.write(gin.operative_config_str())
-  results = trainer.run()
+  results = run.run()
   if overridden:
     results["config_overrides"] = [f"{name}: {old} -> {new}"
                                    for name, old, new in overridden]
   path = None  # A fixed-loss run has no DLN.
-  if trainer.dln is not None:
-    path = os.path.abspath(_export(trainer.dln, model_dir, task.name, chief))
+  if run.dln is not None:
+    path = os.path.abspath(_export(run.dln, model_dir, task.name, chief))
   results.update(dln_export_path=path,
                  model_dir=os.path.abspath(model_dir), task=task.name,
                  worker=strategy_lib.worker_index(distribution))

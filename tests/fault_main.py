@@ -41,11 +41,12 @@ def _install(k, phase):
     if phase == "before_history":
       _die()
     if phase == "torn_history":
-      torn_write(self.history_action)
-    self.history_action.write(self._train_time())
+      torn_write(self.history)
+    self.history.write(self._train_time())
     if phase == "before_checkpoint":
       _die()
-    path = self.manager.save(checkpoint_number=int(self.rounds_done))
+    path = self.checkpoints.manager.save(
+        checkpoint_number=int(self.counters.rounds_done))
     data = tf.io.gfile.glob(path + ".data-*")[0]
     with open(data, "r+b") as f:
       f.truncate(os.path.getsize(data) // 2)

@@ -29,6 +29,7 @@ import numpy as np
 
 from l2t_tf import main as main_lib
 from l2t_tf import strategy as strategy_lib
+from l2t_tf import build
 from l2t_tf import trainer as trainer_lib
 import trainer_testlib
 
@@ -92,7 +93,7 @@ def _hooked_run(run):
 
 
 trainer_lib.Trainer.save = _hooked_save(trainer_lib.Trainer.save)
-trainer_lib.Trainer.run = _hooked_run(trainer_lib.Trainer.run)
+build.Run.run = _hooked_run(build.Run.run)
 
 if __name__ == "__main__":
   app.run(main_lib.main)

@@ -32,7 +32,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from l2t_tf import dln as dln_lib  # pylint: disable=g-import-not-at-top
 from l2t_tf import hypergradient  # pylint: disable=g-import-not-at-top
-from l2t_tf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+from l2t_tf import build  # pylint: disable=g-import-not-at-top
 from l2t_tf.rounds import base  # pylint: disable=g-import-not-at-top
 from l2t_tf.students import batch_norm  # pylint: disable=g-import-not-at-top
 from l2t_tf.students import digits_cnn  # pylint: disable=g-import-not-at-top
@@ -47,7 +47,7 @@ def _trainer(model_dir, sync, strategy=None, mode="unrolled"):
   """`trainer_testlib.tiny_trainer` of the BatchNorm student, sync bound."""
   gin.clear_config()
   gin.bind_parameter("sync_batch_norm.enabled", sync)
-  return trainer_lib.Trainer(
+  return build.build(
       lib.tiny_task(), model_dir, strategy or tf.distribute.get_strategy(),
       **dict(lib.TINY, hypergradient_mode=mode))
 

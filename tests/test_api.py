@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import l2t_tf
 from l2t_tf import run_lock
-from l2t_tf import trainer as trainer_lib
+from l2t_tf.data import epochs
 from l2t_tf.data import splits
 from l2t_tf.students import batch_norm
 
@@ -147,17 +147,17 @@ class FixedValidationTest(tf.test.TestCase):
     x, y = _numbered()
     train, trusted, test = range(0, 260), range(260, 300), range(300, 400)
     seen = {"train": set(), "validation": set(), "rounds": []}
-    original = trainer_lib.Trainer.epoch_rounds
+    original = epochs.EpochData.epoch
 
-    def spy(trainer, epoch):  # The same rounds the loop then runs.
-      data, rounds = original(trainer, epoch)
+    def spy(data_part, epoch):  # The same rounds the loop then runs.
+      data, rounds = original(data_part, epoch)
       seen["rounds"].append(rounds)
       for (xs, _), (xv, _) in data:
         seen["train"] |= _ids(xs)
         seen["validation"] |= _ids(xv)
       return data, rounds
 
-    with mock.patch.object(trainer_lib.Trainer, "epoch_rounds", spy):
+    with mock.patch.object(epochs.EpochData, "epoch", spy):
       result = l2t_tf.teach(
           _mlp(), (x[:260], y[:260]), test_data=(x[300:], y[300:]),
           validation_data=(x[260:300], y[260:300]),

@@ -348,13 +348,13 @@ class EndToEndTest(tf.test.TestCase):
         "Trainer.validation_batch_size = 2", "Trainer.train_comparison = False",
         "Trainer.eval_batch_size = 4", "Trainer.progress = False"])
     summarize = mock.Mock(wraps=cocoeval.COCOeval.summarize)
-    with mock.patch.object(train_eval_lib.trainer_lib, "Trainer",
-                           trainer_testlib.SpyTrainer), \
+    with mock.patch.object(train_eval_lib.build_lib, "build",
+                           trainer_testlib.SpyBuild.build), \
         mock.patch.object(cocoeval.COCOeval, "summarize",
                           lambda self: summarize(self)):
       results = train_eval_lib.train_eval()
     gin.clear_config()
-    trainer = trainer_testlib.SpyTrainer.instances[-1]
+    trainer = trainer_testlib.SpyBuild.instances[-1]
     with open(os.path.join(model_dir, "results.json")) as f:
       saved = json.load(f)
     self.assertEqual(results["rounds_done"], 2)
@@ -366,7 +366,8 @@ class EndToEndTest(tf.test.TestCase):
     self.assertAllClose(saved["test_map50"], max(evaluation.stats[1], 0.0))
     self.assertGreater(saved["test_detections"], 0)
     self.assertGreater(saved["test_fps"], 0)
-    moved = trainer.dln.trainable_variables[0].numpy() - trainer.initial_dln[0]
+    moved = trainer.dln.trainable_variables[0].numpy() - (
+        trainer_testlib.SpyBuild.initial_dln[0])
     self.assertEqual(moved.shape, (3,))
     self.assertTrue(np.all(moved != 0), moved)
 

@@ -1,17 +1,18 @@
-"""The experiment builder: one round per method, checkpoints by name, actions."""
+"""The experiment builder: the round is the method, checkpoints by name, actions."""
 import io
 import os
 import sys
 import tempfile
-import types
 from unittest import mock
 
+import gin
 import tensorflow as tf
 
 from l2t_tf import actions
 from l2t_tf import dln_updaters
 from l2t_tf import errors
 from l2t_tf import experiment
+from l2t_tf import history as history_lib
 from l2t_tf import rounds
 from l2t_tf.related_methods import ala
 from l2t_tf.related_methods import l2t_dlf
@@ -35,8 +36,15 @@ def _dlf_task():
   return lib.tiny_task(dln=lambda dtype=None: l2t_dlf.dlf_loss(dtype=dtype))
 
 
-class MakeRoundTest(tf.test.TestCase):
-  """The updater's kind picks the round; options it has not are errors."""
+def _kind(round_):
+  """The round's class (a hypergradient round is in its fallback)."""
+  if isinstance(round_, rounds.ReverseModeFallback):
+    return type(round_.inner)
+  return type(round_)
+
+
+class ResolveRoundTest(tf.test.TestCase):
+  """The round is the method: bound in gin, or chosen by the older bindings."""
 
   def test_each_kind_of_method_gets_its_round(self):
     cases = [
@@ -52,8 +60,41 @@ class MakeRoundTest(tf.test.TestCase):
     for kwargs, kind in cases:
       with self.subTest(kind.__name__):
         built = _build(**kwargs)
-        self.assertIs(type(built.round), kind)
+        self.assertIs(_kind(built.round), kind)
         self.assertEqual(built.teaches, kind is not rounds.FixedLossRound)
+
+  def test_a_round_bound_in_gin_is_the_older_bindings_round(self):
+    """`train_eval.round` and its options = `Trainer.updater`, `.stage3`."""
+    gin.clear_config()
+    gin.parse_config(["HypergradientRound.updater = @DLFTeacherUpdater",
+                      "L2TRound.stage3 = 'release'"])
+    try:
+      dlf = experiment.build_experiment(_dlf_task(),
+                                        tf.distribute.get_strategy(),
+                                        rounds.HypergradientRound)
+      l2t = experiment.build_experiment(lib.tiny_task(),
+                                        tf.distribute.get_strategy(),
+                                        rounds.L2TRound)
+    finally:
+      gin.clear_config()
+    self.assertIsInstance(dlf.updater, l2t_dlf.DLFTeacherUpdater)
+    self.assertEqual(l2t.round.stages, 1)
+    self.assertEqual(l2t.round.inner.stage3, "release")
+    legacy = _build(stage3="release")
+    self.assertEqual(legacy.round.stages, 1)
+
+  def test_the_method_is_bound_once(self):
+    with self.assertRaisesRegex(errors.UserError, "not both"):
+      experiment.build_experiment(lib.tiny_task(),
+                                  tf.distribute.get_strategy(),
+                                  rounds.L2TRound, method="fixed_loss")
+
+  def test_a_fixed_loss_twin_keeps_only_stage3(self):
+    """A CE twin includes its L2T-DLN file: teaching options are ignored."""
+    built = _build(method="fixed_loss", stage3="release", update_guard=True,
+                   hypergradient_mode="reverse")
+    self.assertEqual(built.round.stages, 1)
+    self.assertIsNone(built.dln)
 
   def test_the_release_and_the_guard_need_the_lstm_teacher(self):
     for kwargs in (dict(updater=dln_updaters.OptimizerUpdater),
@@ -63,6 +104,18 @@ class MakeRoundTest(tf.test.TestCase):
         with self.subTest(**option), self.assertRaisesRegex(
             errors.UserError, "TeacherUpdater"):
           _build(**kwargs, **option)
+
+  def test_a_round_checks_its_updater(self):
+    gin.clear_config()
+    gin.bind_parameter("L2TRound.updater", dln_updaters.OptimizerUpdater)
+    try:
+      with self.assertRaisesRegex(errors.UserError,
+                                  "L2TRound.updater: OptimizerUpdater"):
+        experiment.build_experiment(lib.tiny_task(),
+                                    tf.distribute.get_strategy(),
+                                    rounds.L2TRound)
+    finally:
+      gin.clear_config()
 
   def test_fixed_loss_builds_no_dln(self):
     built = _build(method="fixed_loss")
@@ -149,66 +202,59 @@ class NamedCheckpointTest(tf.test.TestCase):
     self.assertTrue(any(k.startswith("fixed_loss/") for k in keys), keys)
 
 
-class _Recorder(actions.Action):
+class _Recorder:
+  """An action: records what the loop called it with."""
 
   def __init__(self):
     self.calls = []
 
-  def start(self, loop):
-    self.calls.append(("start", int(loop.rounds_done)))
-
-  def epoch_start(self, loop, epoch, rounds):
-    self.calls.append(("epoch_start", epoch, rounds))
-
-  def round_end(self, loop, metrics):
-    self.calls.append(("round_end", int(loop.rounds_done),
-                       metrics["student_steps"]))
-
-  def epoch_end(self, loop, epoch, entry):
-    self.calls.append(("epoch_end", epoch, entry["rounds_done"]))
-
-  def end(self, loop):
-    self.calls.append(("end", int(loop.rounds_done)))
+  def __call__(self, output):
+    if isinstance(output, actions.RoundOutput):
+      self.calls.append(("round", output.rounds_done, output.round_in_epoch,
+                         output.metrics["student_steps"]))
+    else:
+      self.calls.append(("epoch", output.epochs_done,
+                         output.entry.get("rounds_done")))
 
 
 class ActionsTest(tf.test.TestCase):
 
-  def test_hooks_run_in_loop_order(self):
-    trainer = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1,
-                               rounds_per_epoch=2)
+  def test_actions_are_called_with_each_output_in_loop_order(self):
     recorder = _Recorder()
-    trainer.actions.append(recorder)
+    trainer = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1,
+                               rounds_per_epoch=2, extra_actions=[recorder])
     trainer.run()
     self.assertEqual(recorder.calls, [
-        ("start", 0), ("epoch_start", 0, 2), ("round_end", 1, 2 * N),
-        ("round_end", 2, 2 * N), ("epoch_end", 0, 2), ("end", 2)])
+        ("epoch", 0, None), ("round", 1, 1, 2 * N), ("round", 2, 2, 2 * N),
+        ("epoch", 1, 2)])
 
   def test_default_actions(self):
     trainer = lib.tiny_trainer(self.get_temp_dir())
     kinds = [type(a) for a in trainer.actions]
     self.assertEqual(kinds, [actions.ProgressBar, actions.Summaries,
-                             actions.History, actions.DLNSurface,
-                             actions.Checkpoint])
+                             actions.DLNSurface])
     fixed = lib.tiny_trainer(self.get_temp_dir(), method="fixed_loss")
     self.assertNotIn(actions.DLNSurface, [type(a) for a in fixed.actions])
+    recorder = _Recorder()
+    mine = lib.tiny_trainer(self.get_temp_dir(), actions=[recorder])
+    self.assertEqual(list(mine.actions), [recorder])
 
   def test_progress_bar_shows_e_val_not_the_dln_loss(self):
-    counters = types.SimpleNamespace(round_in_epoch=tf.Variable(0))
-    loop = types.SimpleNamespace(teacher_epochs=1, counters=counters)
     teaching = {"train_loss": -3.25, "e1": 0.75, "round_time_s": 0.5}
-    rounds = [dict(teaching, e2=0.5), teaching,  # Stage III or stage I only.
-              {"train_loss": 2.25, "round_time_s": 0.5}]  # A fixed loss.
+    rounds_ = [dict(teaching, e2=0.5), teaching,  # Stage III or stage I only.
+               {"train_loss": 2.25, "round_time_s": 0.5}]  # A fixed loss.
     bars = []
-    for metrics in rounds:
+    for metrics in rounds_:
       with mock.patch.object(sys, "stderr", io.StringIO()) as stderr:
-        bar = actions.ProgressBar()
-        bar.epoch_start(loop, 0, rounds=1)
-        bar.round_end(loop, metrics)
-        bar.end(loop)
+        with actions.ProgressBar() as bar:
+          bar(actions.RoundOutput(epoch=0, round_in_epoch=1,
+                                  rounds_in_epoch=1, teacher_epochs=1,
+                                  rounds_done=1, metrics=metrics))
       bars.append(stderr.getvalue())
     self.assertIn("e_val=0.500, s=0.50", bars[0])
     self.assertIn("e_val=0.750, s=0.50", bars[1])
     self.assertIn("loss=2.250, s=0.50", bars[2])
+    self.assertIn("teacher epoch 1/1", bars[0])
     for bar in bars[:2]:
       self.assertNotIn("loss", bar)
 
@@ -217,7 +263,7 @@ class ActionsTest(tf.test.TestCase):
     trainer = lib.tiny_trainer(model_dir, max_rounds=2,
                                checkpoint_every_rounds=1)
     trainer.run()
-    history = actions.History(model_dir)
+    history = history_lib.History(model_dir)
     counters = experiment.Counters()
     counters.rounds_done.assign(1)
     data = history.load(counters)

@@ -132,8 +132,8 @@ class GinConfigsTest(tf.test.TestCase):
       with self.subTest(name):
         baseline = _bindings(name)
         self.assertEqual(_differences(baseline, _bindings(twin)),
-                         {MODEL_DIR, "Trainer.method"})
-        self.assertEqual(baseline["Trainer.method"], "'fixed_loss'")
+                         {MODEL_DIR, "train_eval.round"})
+        self.assertEqual(baseline["train_eval.round"], "@FixedLossRound")
         self.assertIn(twin, _includes(name))
 
   def test_ablations_differ_from_cifar10_resnet8_in_their_variable(self):
@@ -147,11 +147,12 @@ class GinConfigsTest(tf.test.TestCase):
         expected = {"Trainer.validation_ratio"}
       elif unroll:
         expected = {"Trainer.unroll_length"} | (
-            {"Trainer.hypergradient_mode"} if int(unroll) >= 50 else set())
+            {"L2TRound.hypergradient_mode"} if int(unroll) >= 50 else set())
       elif variable == "lstm":
-        expected = {"Trainer.updater"}
+        expected = {"train_eval.round", "L2TRound.updater"}
       else:
-        expected = {"Trainer.updater", "OptimizerUpdater.optimizer"}
+        expected = {"train_eval.round", "HypergradientRound.updater",
+                    "OptimizerUpdater.optimizer"}
       with self.subTest(variable):
         self.assertEqual(_differences(_bindings(path), base),
                          expected | {MODEL_DIR})
@@ -209,10 +210,11 @@ class GinConfigsTest(tf.test.TestCase):
         if student.startswith("resnet"):
           self.assertEqual(gin.query_parameter("cifar_resnet.depth"),
                            int(student[len("resnet"):]))
-        self.assertEqual(_query("Trainer.method", "l2t_dln"),
-                         "fixed_loss" if ce else "l2t_dln")
+        round_ = _query("train_eval.round")  # None: L2TRound, the default.
+        self.assertEqual(round_ and _configurable_name(round_),
+                         "FixedLossRound" if ce else None)
         if student in ("wrn", "nasnet") and not ce:  # Unrolled: out of memory.
-          self.assertEqual(_query("Trainer.hypergradient_mode"), "reverse")
+          self.assertEqual(_query("L2TRound.hypergradient_mode"), "reverse")
         # Paper settings are the Trainer's defaults: nothing overrides them.
         for param in ("unroll_length", "teacher_epochs", "validation_ratio",
                       "batch_size", "validation_batch_size",
@@ -238,13 +240,17 @@ class GinConfigsTest(tf.test.TestCase):
         elif unroll:
           self.assertEqual(gin.query_parameter("Trainer.unroll_length"),
                            int(unroll))
-          self.assertEqual(_query("Trainer.hypergradient_mode", "unrolled"),
+          self.assertEqual(_query("L2TRound.hypergradient_mode", "unrolled"),
                            "reverse" if int(unroll) >= 50 else "unrolled")
         else:
-          updater = gin.query_parameter("Trainer.updater")
+          round_ = _configurable_name(gin.query_parameter("train_eval.round"))
           if variable == "lstm":
+            updater = gin.query_parameter("L2TRound.updater")
+            self.assertEqual(round_, "L2TRound")
             self.assertEqual(_configurable_name(updater), "TeacherUpdater")
           else:
+            updater = gin.query_parameter("HypergradientRound.updater")
+            self.assertEqual(round_, "HypergradientRound")
             self.assertEqual(_configurable_name(updater), "OptimizerUpdater")
             self.assertEqual(
                 gin.query_parameter("OptimizerUpdater.optimizer"), variable)

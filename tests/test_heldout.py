@@ -53,7 +53,7 @@ class TrainerHeldoutTest(tf.test.TestCase):
     trainer = lib.tiny_trainer(self.get_temp_dir())
     self.assertIsNone(trainer.heldout_data)
     self.assertEqual(trainer.train_size, trainer.task.training_set()[1])
-    self.assertNotIn("heldout_accuracy", trainer._evaluate())  # pylint: disable=protected-access
+    self.assertNotIn("heldout_accuracy", trainer.evaluator.evaluate())
 
   def test_bad_ratios_are_user_errors(self):
     for ratio in (-0.1, 1.0, "0.2"):

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import l2t_tf
 from l2t_tf import config
-from l2t_tf import trainer as trainer_lib
+from l2t_tf import build
 from l2t_tf.tasks import classification
 
 TINY = ["Trainer.unroll_length = 2", "Trainer.teacher_epochs = 2",
@@ -86,7 +86,7 @@ class MainTest(tf.test.TestCase):
     # default gin file with the same bindings, built in this process).
     gin.clear_config()
     config.parse([config.DEFAULT_GIN_FILE], TINY)
-    straight = trainer_lib.Trainer(
+    straight = build.build(
         classification.ClassificationTask(),
         os.path.join(self.get_temp_dir(), "straight"),
         tf.distribute.get_strategy(), progress=False)

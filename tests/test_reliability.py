@@ -128,7 +128,7 @@ class CheckpointFaultTest(tf.test.TestCase):
   def test_a_full_disk_stops_the_run_and_keeps_what_was_saved(self):
     model_dir = os.path.join(self.get_temp_dir(), "full")
     trainer = lib.tiny_trainer(model_dir)
-    save, calls = trainer.manager.save, []
+    save, calls = trainer.checkpoints.manager.save, []
 
     def full_on_the_third(**kwargs):
       calls.append(1)
@@ -136,7 +136,7 @@ class CheckpointFaultTest(tf.test.TestCase):
         raise tf.errors.ResourceExhaustedError(
             None, None, "No space left on device")
       return save(**kwargs)
-    trainer.manager.save = full_on_the_third
+    trainer.checkpoints.manager.save = full_on_the_third
     with self.assertRaisesRegex(errors.UserError, (
         r"cannot write to .*checkpoints \(ResourceExhaustedError: No space "
         r"left on device\); the last checkpoint saved, .*ckpt-2, is intact")):

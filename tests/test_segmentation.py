@@ -251,7 +251,8 @@ class GinTest(tf.test.TestCase):
 
   def test_ce_baseline_config_is_the_same_schedule(self):
     config.parse(["pspnet_voc_ce.gin"])
-    self.assertEqual(gin.query_parameter("Trainer.method"), "fixed_loss")
+    round_ = gin.query_parameter("train_eval.round")
+    self.assertEqual(round_.selector.split(".")[-1], "FixedLossRound")
     self.assertEqual(gin.query_parameter("Trainer.unroll_length"), 2)
     self.assertEqual(gin.query_parameter("Trainer.batch_size"), 2)
     self.assertEqual(gin.query_parameter("Trainer.validation_batch_size"), 8)
@@ -273,10 +274,10 @@ class EndToEndTest(tf.test.TestCase):
         "Trainer.teacher_epochs = 1", "Trainer.rounds_per_epoch = 2",
         "Trainer.validation_batch_size = 2", "Trainer.train_comparison = False",
         "Trainer.progress = False"])
-    with mock.patch.object(train_eval_lib.trainer_lib, "Trainer",
-                           trainer_testlib.SpyTrainer):
+    with mock.patch.object(train_eval_lib.build_lib, "build",
+                           trainer_testlib.SpyBuild.build):
       results = train_eval_lib.train_eval()
-    trainer = trainer_testlib.SpyTrainer.instances[-1]
+    trainer = trainer_testlib.SpyBuild.instances[-1]
     with open(os.path.join(model_dir, "results.json")) as f:
       saved = json.load(f)
     self.assertEqual(results["rounds_done"], 2)
@@ -285,7 +286,8 @@ class EndToEndTest(tf.test.TestCase):
     self.assertIn("test_iou/background", saved)
     self.assertEqual(results["skipped_updates"], 0)
     changed = [not np.allclose(a, v.numpy()) for a, v in
-               zip(trainer.initial_dln, trainer.dln.trainable_variables)]
+               zip(trainer_testlib.SpyBuild.initial_dln,
+                   trainer.dln.trainable_variables)]
     self.assertTrue(all(changed), changed)
 
 

@@ -202,11 +202,12 @@ class GuardAndDensityTest(tf.test.TestCase):
     self.assertNotAllClose(flipped.updater.teacher.variables[0],
                            teacher_before[0])  # Stage III still learned.
     # The student is stage I's: N steps on phi_0 from theta_0.
-    theta, _ = flipped.round.student.weights()
+    theta, _ = flipped.round.inner.runner.weights()
     kept.dln.set_weights(dln_before)
-    kept.round.student.plain_steps(kept.round._train_loss,  # pylint: disable=protected-access
-                                   tf.nest.map_structure(lambda t: t[0], train))
-    for a, b in zip(theta, kept.round.student.weights()[0]):
+    kept.round.inner.runner.plain_steps(
+        kept.round.inner.taught.loss,
+        tf.nest.map_structure(lambda t: t[0], train))
+    for a, b in zip(theta, kept.round.inner.runner.weights()[0]):
       self.assertAllClose(a, b, rtol=1e-5, atol=1e-6)
     # Without the guard the harmful DLN stays.
     kept_metrics = kept.round(train, val).diagnostics
@@ -218,7 +219,7 @@ class GuardAndDensityTest(tf.test.TestCase):
     (A binding accepts q in [0, 1] only; the round's attribute is set here.)
     """
     trainer = self._trainer(update_guard_min_properness=1.0)
-    trainer.round.guard_min_properness = 1.5
+    trainer.round.inner.guard_min_properness = 1.5
     data, _ = trainer.epoch_rounds(0)
     train, val = next(iter(data))
     before = [v.numpy() for v in trainer.dln.trainable_variables]

@@ -28,7 +28,7 @@ from l2t_tf import config
 from l2t_tf import errors
 from l2t_tf import strategy as strategy_lib
 from l2t_tf import train_eval as train_eval_lib
-from l2t_tf import trainer as trainer_lib
+from l2t_tf import build
 from l2t_tf.tasks import classification
 
 GIN_DIR = config.GIN_DIR
@@ -89,8 +89,8 @@ class PipelineTest(StandInMixin, tf.test.TestCase):
   def test_cifar_round_batches_are_augmented_and_normalised(self):
     self.parse("cifar10_resnet8", *TINY_TRAINER)
     task = classification.ClassificationTask()
-    trainer = trainer_lib.Trainer(task, self.get_temp_dir(),
-                                  strategy_lib.get_strategy())
+    trainer = build.build(task, self.get_temp_dir(),
+                          strategy_lib.get_strategy())
     data, rounds = trainer.epoch_rounds(0)
     self.assertEqual(rounds, 2)
     (xs, ys), (xv, yv) = next(iter(data))
@@ -130,7 +130,7 @@ class TrainerOnStandInTest(StandInMixin, tf.test.TestCase):
   def _teach(self, name, *bindings):
     model_dir = self.parse(name, *TINY_TRAINER, *bindings)
     task = classification.ClassificationTask()
-    trainer = trainer_lib.Trainer(task, model_dir, strategy_lib.get_strategy())
+    trainer = build.build(task, model_dir, strategy_lib.get_strategy())
     before = [v.numpy() for v in trainer.dln.trainable_variables]
     results = trainer.run()
     after = [v.numpy() for v in trainer.dln.trainable_variables]
@@ -167,7 +167,9 @@ class TrainerOnStandInTest(StandInMixin, tf.test.TestCase):
     # stage III's second unrolled graph of NASNet would double the time.
     results, dln_change = self._teach(
         "imagenet_nasnet", *TINY_NASNET, "Trainer.train_comparison = False",
-        "Trainer.updater = @OptimizerUpdater")
+        "train_eval.round = @HypergradientRound",
+        "HypergradientRound.updater = @OptimizerUpdater",
+        "HypergradientRound.hypergradient_mode = 'reverse'")
     self.assertGreater(dln_change, 0.0)
     self.assertEqual(results["skipped_updates"], 0)
 

@@ -8,7 +8,7 @@ from l2t_tf import related_methods
 from l2t_tf import config
 from l2t_tf import errors
 from l2t_tf import dln as dln_lib
-from l2t_tf.rounds import hypergradient_round
+from l2t_tf.rounds import fallback
 import trainer_testlib as lib
 
 
@@ -25,7 +25,7 @@ class TeachingLoopTest(tf.test.TestCase):
       self.assertEqual(result.skipped_updates, 0)
       self.assertEqual(result.student_steps, 2 * 2)  # 2 blocks of N = 2.
     # Stage I and stage III are traced once each, not once per round.
-    self.assertEqual(trainer.round.trace_count, 2)
+    self.assertEqual(trainer.round.summary()["traces"], 2)
     self.assertNotAllClose(trainer.dln.trainable_variables[0], dln_before[0])
     # A NaN in the validation batch makes the hypergradient non-finite.
     dln_now = [v.numpy() for v in trainer.dln.trainable_variables]
@@ -38,7 +38,7 @@ class TeachingLoopTest(tf.test.TestCase):
       self.assertAllEqual(v, w)
     for v, w in zip([v for p in trainer.updater.state for v in p], state_now):
       self.assertAllEqual(v, w)
-    self.assertEqual(trainer.round.trace_count, 2)
+    self.assertEqual(trainer.round.summary()["traces"], 2)
 
   def test_resume_reaches_the_uninterrupted_result(self):
     base = self.get_temp_dir()
@@ -102,21 +102,23 @@ class TeachingLoopTest(tf.test.TestCase):
 
 
 def _fail_once_after_running(stage, error):
-  """`stage`, but its first call runs and then raises `error`.
+  """Makes `stage`'s first call run and then raise `error`.
 
   The failed stage III of issue 13 had already written the student back
   when it raised (measured), so the fallback must restore, not assume.
+  The stage's compiled function is replaced, in the round's list too.
   """
-  calls = []
+  calls, real = [], stage.function
 
   def failing(*args):
-    result = stage(*args)
+    result = real(*args)
     if not calls:
       calls.append(1)
       raise error
     return result
-  failing.experimental_get_tracing_count = stage.experimental_get_tracing_count
-  return failing
+  failing.experimental_get_tracing_count = real.experimental_get_tracing_count
+  functions = stage.compiled.functions
+  functions[functions.index(real)] = stage.function = failing
 
 
 class FallbackToReverseTest(tf.test.TestCase):
@@ -125,8 +127,8 @@ class FallbackToReverseTest(tf.test.TestCase):
   def test_failed_first_round_reruns_in_reverse_mode(self):
     base = self.get_temp_dir()
     fell_back = lib.tiny_trainer(os.path.join(base, "a"), teacher_epochs=1)
-    fell_back.round._stage3 = _fail_once_after_running(
-        fell_back.round._stage3, tf.errors.AlreadyExistsError(
+    _fail_once_after_running(
+        fell_back.round.inner.stage3_unroll, tf.errors.AlreadyExistsError(
             None, None, "Resource __per_step_0/gradient_tape/while/"
             "gradients/AddN_13/tmp_var/iter:2 already exists\nmore"))
     with self.assertLogs("absl", level="WARNING") as logs:
@@ -151,7 +153,7 @@ class FallbackToReverseTest(tf.test.TestCase):
     self.assertAllClose(results["test_accuracy"], want["test_accuracy"])
 
   def test_which_errors_fall_back(self):
-    falls_back = hypergradient_round.is_fallback_error
+    falls_back = fallback.is_fallback_error
     self.assertTrue(falls_back(tf.errors.AlreadyExistsError(None, None, "")))
     self.assertTrue(falls_back(tf.errors.ResourceExhaustedError(
         None, None, "OOM when allocating tensor")))
@@ -170,17 +172,18 @@ class FallbackToReverseTest(tf.test.TestCase):
 
   def test_later_or_other_errors_are_not_swallowed(self):
     late = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
-    late.round._calls = hypergradient_round.FALLBACK_ROUNDS  # Past them.
-    late.round._stage1 = _fail_once_after_running(
-        late.round._stage1, tf.errors.AlreadyExistsError(None, None, "x"))
+    late.round.calls = fallback.FALLBACK_ROUNDS  # Past them.
+    _fail_once_after_running(
+        late.round.inner.stage1, tf.errors.AlreadyExistsError(None, None, "x"))
     with self.assertRaises(tf.errors.AlreadyExistsError):
       late.run()
     other = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1)
-    other.round._stage1 = _fail_once_after_running(
-        other.round._stage1, tf.errors.InvalidArgumentError(None, None, "y"))
+    _fail_once_after_running(
+        other.round.inner.stage1, tf.errors.InvalidArgumentError(None, None,
+                                                                 "y"))
     with self.assertRaises(tf.errors.InvalidArgumentError):
       other.run()
-    self.assertEqual(other.round.mode, "unrolled")
+    self.assertEqual(other.round.summary()["hypergradient_mode"], "unrolled")
     with self.assertRaisesRegex(ValueError, "already in reverse"):
       lib.tiny_trainer(self.get_temp_dir(), hypergradient_mode="reverse"
                        ).round.fallback_to_reverse("test")

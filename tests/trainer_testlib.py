@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from l2t_tf import trainer as trainer_lib
+from l2t_tf import build
 from l2t_tf.students import digits_cnn
 from l2t_tf.tasks import classification
 
@@ -33,9 +33,8 @@ def tiny_task(student=None, **kwargs):
 def tiny_trainer(model_dir, task=None, strategy=None, **overrides):
   gin.clear_config()
   settings = dict(TINY, **overrides)
-  return trainer_lib.Trainer(task or tiny_task(), model_dir,
-                             strategy or tf.distribute.get_strategy(),
-                             **settings)
+  return build.build(task or tiny_task(), model_dir,
+                     strategy or tf.distribute.get_strategy(), **settings)
 
 
 def state_of(trainer):
@@ -61,8 +60,8 @@ def compare_trainers(single, mirrored, rounds, relative=False):
   """
   train, val = rounds[0]
   first = tuple(t[0] for t in train)
-  s1 = single.round._stage1(first, val)  # pylint: disable=protected-access
-  m1 = mirrored.round._stage1(first, val)  # pylint: disable=protected-access
+  s1 = single.round.inner.stage1(first, val)
+  m1 = mirrored.round.inner.stage1(first, val)
   report = {"hypergradient_norm": float(s1["hypergradient_norm"]),
             "hypergradient_diff": max_diff(s1["gradients"], m1["gradients"]),
             "validation_error_diff": abs(float(s1["validation_error"]) -
@@ -79,15 +78,18 @@ def compare_trainers(single, mirrored, rounds, relative=False):
   return report
 
 
-class SpyTrainer(trainer_lib.Trainer):
-  """The real Trainer, keeping its initial DLN weights for comparison.
+class SpyBuild:
+  """The real `build.build`, keeping each run and its initial DLN weights.
 
-  Patch it in for `l2t_tf.train_eval.trainer_lib.Trainer`; the last one built
-  is `SpyTrainer.instances[-1]`.
+  Patch it in for `l2t_tf.train_eval.build_lib.build`; the last run built is
+  `SpyBuild.instances[-1]`, its DLN's first weights `SpyBuild.initial_dln`.
   """
   instances = []
+  initial_dln = None
 
-  def __init__(self, *args, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.initial_dln = [v.numpy() for v in self.dln.trainable_variables]
-    SpyTrainer.instances.append(self)
+  @classmethod
+  def build(cls, *args, **kwargs):
+    run = build.build(*args, **kwargs)
+    cls.initial_dln = [v.numpy() for v in run.dln.trainable_variables]
+    cls.instances.append(run)
+    return run

@@ -125,7 +125,7 @@ def main(argv):
       "overhead": round(round_s / (2 * n * plain), 3),
       "peak_rss_mb": round(peak_rss_mb, 1),
       "trace_s": round(times[0] - round_s, 2),
-      "traces": rounds.trace_count,
+      "traces": rounds.summary()["traces"],
       "fused_batch_norm": FLAGS.fused_batch_norm,
       "jit_compile": FLAGS.jit_compile, "data_format": FLAGS.data_format,
       "inter_op_threads": FLAGS.inter_op_threads,

@@ -85,7 +85,7 @@ def main(argv):
       "round_s": round(round_s, 3), "trace_s": round(times[0] - round_s, 2),
       "peak_rss_mb": round(resource.getrusage(
           resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-      "traces": rounds.trace_count,
+      "traces": rounds.summary()["traces"],
       "skipped_updates": result.skipped_updates,
   }))
 

@@ -44,9 +44,9 @@ DIGITS_METHODS = (
 # twin on the same batches; each row pins every extension of ours on or off,
 # so a row means the same whatever the default gin file switches on.
 _DEFAULT = "digits_l2t_dln.gin"
-_EXTENSIONS = ("Trainer.dln_warm_start", "Trainer.update_guard",
+_EXTENSIONS = ("Trainer.dln_warm_start", "L2TRound.update_guard",
                "TeacherUpdater.zero_last_cell", "TeacherUpdater.descent_skip")
-_PROPER = "Trainer.update_guard_min_properness"
+_PROPER = "L2TRound.update_guard_min_properness"
 
 
 def _pinned(*on, proper=None, extra=()):
@@ -58,7 +58,7 @@ def _pinned(*on, proper=None, extra=()):
 _WARM, _GUARD, _ZERO, _SKIP = _EXTENSIONS
 TEACHING_ROWS = (
     ("ce", "CE (fixed loss, same schedule)", _DEFAULT,
-     ("Trainer.method = 'fixed_loss'",)),
+     ("train_eval.round = @FixedLossRound",)),
     ("paper", "L2T-DLN as the paper (Kaiming DLN, release teacher, release "
      "density)", _DEFAULT, _pinned()),
     ("warm", "paper + DLN warm start", _DEFAULT, _pinned(_WARM)),
@@ -77,7 +77,7 @@ TEACHING_ROWS = (
     ("default", "warm start + guard", _DEFAULT, _pinned(_WARM, _GUARD)),
     ("all_bn_inference", "all of ours, e_val in BN inference mode", _DEFAULT,
      _pinned(_WARM, _GUARD, _ZERO, _SKIP, proper=0.9, extra=(
-         "Trainer.validation_bn_mode = 'inference'",))),
+         "L2TRound.validation_bn_mode = 'inference'",))),
 )
 SUITE_DEFAULTS = {
     "table1": dict(prefix="digits", output="docs/digits_table1",

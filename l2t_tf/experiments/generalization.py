@@ -36,7 +36,7 @@ per-epoch random split of the same data would give
 (`Trainer.rounds_per_epoch`, unless bound), so the student's budget is
 that of `--trusted=0` (the validation part then as corrupted as the
 training part). The rows `smooth01` and `arlf` are fixed-loss runs (smooth
-0-1 loss, adaptive robust loss; `Trainer.method = 'fixed_loss'`) compared
+0-1 loss, adaptive robust loss; `train_eval.round = @FixedLossRound`) compared
 with the CE twin of the `all` row of the same set and seed (the same
 initial weights and batches), when that cell has run. A condition other
 than `clean`, or K > 0, gets its own run directories
@@ -46,7 +46,7 @@ are `all,smooth01,arlf`.
 """
 import argparse
 import concurrent.futures
-import inspect
+import dataclasses
 import json
 import os
 import platform
@@ -122,7 +122,7 @@ def row_bindings(row):
   """The gin bindings of a row: a teaching row (compare_methods'
   TEACHING_ROWS) or a fixed-loss one (FIXED_LOSS_ROWS)."""
   if row in FIXED_LOSS_ROWS:
-    return ["Trainer.method = 'fixed_loss'",
+    return ["train_eval.round = @FixedLossRound",
             f"SupervisedTask.fixed_loss = {FIXED_LOSS_ROWS[row][1]}"]
   for key, _, _, bindings in compare_methods.TEACHING_ROWS:
     if key == row:
@@ -170,15 +170,15 @@ def matched_rounds_per_epoch(bindings, examples):
   import gin  # pylint: disable=g-import-not-at-top
   from l2t_tf import api  # pylint: disable=g-import-not-at-top
   from l2t_tf import config  # pylint: disable=g-import-not-at-top
-  from l2t_tf import trainer  # pylint: disable=g-import-not-at-top
+  from l2t_tf import build  # pylint: disable=g-import-not-at-top
   config.parse([api.DEFAULT_RECIPE], bindings)
-  defaults = inspect.signature(trainer.Trainer).parameters
+  defaults = {f.name: f.default for f in dataclasses.fields(build.Settings)}
 
   def value(name):
     try:
       return gin.query_parameter(f"Trainer.{name}")
     except ValueError:
-      return defaults[name].default
+      return defaults[name]
   names = ("rounds_per_epoch", "validation_ratio", "validation_batch_size",
            "rounds_per_validation_batch")
   bound = dict(zip(names, map(value, names)))

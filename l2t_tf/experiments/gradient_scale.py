@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2t_tf import config
-from l2t_tf import trainer as trainer_lib
+from l2t_tf import build
 from l2t_tf.experiments import compare_methods
 from l2t_tf.tasks import classification
 
@@ -71,8 +71,7 @@ def measure(gin_file, batches, extra_bindings=()):
     config.parse([gin_file], list(extra_bindings) + [
         f"train_eval.model_dir = '{model_dir}'", "Trainer.progress = False"])
     task = classification.ClassificationTask()  # Every digits file's.
-    trainer = trainer_lib.Trainer(task, model_dir,
-                                  tf.distribute.get_strategy())
+    trainer = build.build(task, model_dir, tf.distribute.get_strategy())
     loss_fn = student_loss_fn(trainer)
     rows = []
     for x, y in first_batches(trainer, batches):

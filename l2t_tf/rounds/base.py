@@ -1,10 +1,13 @@
-"""What every teaching round shares: the student runner, the result, the CE twin.
+"""The round protocol: what the loop asks of a round, and its result.
 
 A round is one step of the teaching loop (`trainer.Trainer`): it takes the
 round's training batches, xs and ys of shape [stages, N, B, ...] (`stages`
 blocks of N student steps, see `data.splits.round_batches`) and one
 validation batch, trains the student (and the comparison student on the
-same batches) and returns a `RoundResult`. One subclass per kind of method:
+same batches) and returns a `RoundResult`. The round *is* the method,
+bound in gin (`train_eval.round = @L2TRound`) and built by `build` from
+`RoundParts`; each validates its own options once, and every one is a
+`Round` composed of the parts in `rounds.parts`:
 
 * `FixedLossRound` (`fixed_loss.py`): a hand-designed loss, no teaching.
 * `HypergradientRound` (`hypergradient_round.py`): stage I+II with
@@ -14,40 +17,26 @@ same batches) and returns a `RoundResult`. One subclass per kind of method:
 * `ControllerRound` (`controller.py`): an updater that sees only the
   validation metric (ALA).
 
+`Round` below is what the loop asks of a round (the protocol): its
+`stages`, `students()`, `checkpoint_items()`, `epoch_metrics()`,
+`summary()` and traces; the loop never inspects a round's class.
+
 Each stage runs in a `tf.function` (loops of student steps through
-`hypergradient.function`) that runs the student's unroll in `strategy.run`
-on its shard of the batch and reduces (MEAN) and applies the results in
-cross-replica context, so every replica's copies stay identical.
+`hypergradient.function`) on the student's shard (`rounds.runner`).
 """
 import dataclasses
 import time
-from typing import Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 import tensorflow as tf
 
-from l2t_tf import errors
-from l2t_tf import hypergradient
+from l2t_tf import checkpointing
+from l2t_tf.rounds import parts as parts_lib
+from l2t_tf.rounds import runner
 
-MEAN = tf.distribute.ReduceOp.MEAN
-
-
-def shard(nest, axis):
-  """This replica's slice of a global batch along `axis`."""
-  ctx = tf.distribute.get_replica_context()
-  replicas = ctx.num_replicas_in_sync
-  if replicas == 1:
-    return nest
-
-  def one(t):
-    shape = t.shape.as_list()
-    if shape[axis] % replicas:
-      raise errors.UserError(f"batch size {shape[axis]} is not divisible by "
-                             f"the {replicas} replicas.")
-    t = tf.reshape(t, shape[:axis] + [replicas, shape[axis] // replicas] +
-                   shape[axis + 1:])
-    return tf.gather(t, ctx.replica_id_in_sync_group, axis=axis)
-
-  return tf.nest.map_structure(one, nest)
+MEAN = runner.MEAN
+shard = runner.shard
+StudentRunner = runner.StudentRunner
 
 
 def blocks(train_batches, stages):
@@ -91,114 +80,87 @@ class RoundResult:
     return metrics
 
 
-class StudentRunner:
-  """Runs a Keras student functionally under a strategy and writes back."""
+@dataclasses.dataclass(frozen=True)
+class RoundParts:
+  """What `build` makes before a round: the round builds the rest itself.
 
-  def __init__(self, strategy, student, learning_rate):
-    self.strategy, self.student = strategy, student
-    self.learning_rate = learning_rate
-    self.apply = hypergradient.stateless_apply(student)
-
-  def weights(self):
-    return ([v.value for v in self.student.trainable_variables],
-            [v.value for v in self.student.non_trainable_variables])
-
-  def assign(self, trainable, non_trainable):
-    """Writes reduced per-replica weights back (cross-replica context)."""
-    pairs = list(zip(self.student.trainable_variables, trainable)) + list(
-        zip(self.student.non_trainable_variables, non_trainable))
-    for var, value in pairs:
-      var.assign(self.strategy.reduce(MEAN, value, axis=None))
-
-  def plain_steps(self, loss_fn, batches, loss_layer=None):
-    """N SGD steps on `loss_fn`; returns the mean loss (cross-replica).
-
-    If `loss_layer` (a Keras layer computing the loss) has trainable
-    parameters, they take the same SGD steps as the student.
-    """
-    loss_vars = list(loss_layer.trainable_variables) if loss_layer else []
-    apply, num_student = self.apply, len(self.student.trainable_variables)
-    if loss_vars:
-      apply, loss_fn = self._with_loss_parameters(loss_layer, num_student)
-
-    def replica_fn(batches):
-      theta, state = self.weights()
-      theta += [v.value for v in loss_vars]
-      return hypergradient.sgd_steps(apply, theta, state, loss_fn,
-                                     shard(batches, 1), self.learning_rate)
-    theta, state, loss = self.strategy.run(replica_fn, (batches,))
-    self.assign(theta[:num_student], state)
-    for var, value in zip(loss_vars, theta[num_student:]):
-      var.assign(self.strategy.reduce(MEAN, value, axis=None))
-    return self.strategy.reduce(MEAN, loss, axis=None)
-
-  def _with_loss_parameters(self, loss_layer, num_student):
-    """(apply, loss) over [theta, loss parameters] for joint SGD."""
-    def apply(trainable, non_trainable, x, training):
-      outputs, state = self.apply(trainable[:num_student], non_trainable, x,
-                                  training)
-      return (outputs, trainable[num_student:]), state
-
-    def loss(y, outputs_and_parameters):
-      outputs, parameters = outputs_and_parameters
-      fixed = [v.value for v in loss_layer.non_trainable_variables]
-      return loss_layer.stateless_call(parameters, fixed, y, outputs)[0]
-    return apply, loss
+  Attributes:
+    strategy: the `tf.distribute.Strategy`.
+    task: the `tasks.base.Task`.
+    student: the student, a Keras model.
+    learning_rate: the students' SGD learning rate.
+    dln: the DLN layer (None unless the round's class `teaches`).
+    comparison_student: the CE twin (same initial weights), or None.
+    dln_warm_start: fit the DLN to a proper loss before teaching.
+  """
+  strategy: Any
+  task: Any
+  student: Any
+  learning_rate: float
+  dln: Any = None
+  comparison_student: Any = None
+  dln_warm_start: bool = False
 
 
 class Round:
-  """Base of the rounds: the student, the comparison student, traces.
+  """Base of the rounds and the protocol the loop uses.
 
-  Subclasses implement `_run(blocks, validation_batch, progress,
-  student_steps) -> RoundResult` and set `stages`.
+  Subclasses set `teaches` and `method`, build their parts in `__init__`
+  (after `super().__init__(parts)`) and implement `_run(blocks,
+  validation_batch, progress, student_steps) -> RoundResult`.
   """
+  #: Whether the round changes a DLN (`build` makes one only then).
+  teaches: ClassVar[bool] = False
+  #: The results' `method` ('l2t_dln' or 'fixed_loss').
+  method: ClassVar[str] = "fixed_loss"
   #: Blocks of N batches a round consumes (`data.splits.round_batches`).
   stages = 2
+  dln = None
+  updater = None
 
-  def __init__(self, strategy, task, student, learning_rate,
-               comparison_student=None):
-    self.strategy, self.task = strategy, task
-    self.student = StudentRunner(strategy, student, learning_rate)
-    self.comparison = (StudentRunner(strategy, comparison_student,
-                                     learning_rate)
-                       if comparison_student is not None else None)
-    self._functions = []
-    self._discarded_traces = 0  # Of functions rebuilt (see `fallback`).
-    if self.comparison is not None:
-      self._comparison_steps = self._loop_function(
-          lambda b: self.comparison.plain_steps(
-              task.fixed_loss, b, task.fixed_loss_layer()))
+  def __init__(self, parts):
+    self.strategy, self.task = parts.strategy, parts.task
+    self.learning_rate = parts.learning_rate
+    self.runner = StudentRunner(parts.strategy, parts.student,
+                                parts.learning_rate)
+    self.compiled = parts_lib.Compiled()
+    self.twin = parts_lib.ComparisonTwin(parts, self.compiled)
 
-  def _function(self, fn):
-    """`tf.function(fn)`, counted in `total_traces`."""
-    function = tf.function(fn)
-    self._functions.append(function)
-    return function
+  # ---- the protocol -----------------------------------------------------
+  def students(self):
+    """{"student": model, "comparison student": model (if trained)}."""
+    return {"student": self.runner.model, **self.twin.students()}
 
-  def _loop_function(self, fn):
-    """A function running student steps in a while loop (issue 13)."""
-    function = hypergradient.function(fn)
-    self._functions.append(function)
-    return function
+  def checkpoint_items(self):
+    """{name: trackable} of everything the round trains (by name)."""
+    items = {"student": self.runner.model, **self.twin.checkpoint_items()}
+    layer = self.task.fixed_loss_layer()
+    if layer is not None:
+      items["fixed_loss"] = checkpointing.layer_variables(layer)
+    return items
+
+  def epoch_metrics(self):
+    """Metrics of the round's state at the end of a teacher epoch."""
+    return {}
+
+  def summary(self):
+    """What the results say about the method at the end of a run."""
+    return {"hypergradient_mode": None, "hypergradient_fallback": None,
+            "traces": 0}
+
+  def hypergradient_stages(self):
+    """The `parts.HypergradientStage`s (a reverse-mode fallback's targets)."""
+    return []
 
   def total_traces(self):
     """Traces of all compiled pieces so far (a round that traced is slow)."""
-    return self._discarded_traces + sum(
-        f.experimental_get_tracing_count() for f in self._functions)
+    return self.compiled.total()
 
   def state_variables(self):
     """Every variable a round may change."""
-    variables = list(self.student.student.variables)
-    if self.comparison is not None:
-      variables += list(self.comparison.student.variables)
     layer = self.task.fixed_loss_layer()
-    return variables + (list(layer.variables) if layer is not None else [])
-
-  def _train_comparison(self, round_blocks):
-    """The comparison student's steps on the round's batches (CE twin)."""
-    if self.comparison is not None:
-      losses = [float(self._comparison_steps(b)) for b in round_blocks]
-      self._comparison_loss = sum(losses) / len(losses)
+    return (list(self.runner.model.variables) + self.twin.variables() +
+            (list(layer.variables) if layer is not None else []))
 
   def __call__(self, train_batches, validation_batch, progress=0.0,
                student_steps=0):
@@ -211,10 +173,11 @@ class Round:
       student_steps: SGD steps the student took before this round.
     """
     start = time.perf_counter()
-    self._comparison_loss = None
-    result = self._run(blocks(train_batches, self.stages), validation_batch,
-                       progress, student_steps)
-    return dataclasses.replace(result, comparison_loss=self._comparison_loss,
+    round_blocks = blocks(train_batches, self.stages)
+    result = self._run(round_blocks, validation_batch, progress,
+                       student_steps)
+    return dataclasses.replace(result,
+                               comparison_loss=self.twin.train(round_blocks),
                                round_time_s=time.perf_counter() - start)
 
   def _run(self, round_blocks, validation_batch, progress, student_steps):

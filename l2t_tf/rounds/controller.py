@@ -5,31 +5,35 @@ metric on the validation batch; the controller (`ControllerUpdater.apply`)
 reads them and may change phi; stage II: N more plain steps on the new
 L_phi. The comparison student takes the same 2N steps on the fixed loss.
 """
+import gin
 import tensorflow as tf
 
+from l2t_tf import dln_updaters
 from l2t_tf.rounds import base
-from l2t_tf.rounds import taught_loss
+from l2t_tf.rounds import hypergradient_round
+from l2t_tf.rounds import parts as parts_lib
 
 
-class ControllerRound(taught_loss.TaughtLossRound):
+@gin.configurable(denylist=["parts", "configurable"])
+class ControllerRound(hypergradient_round.TaughtRound):
   """Observe, let the controller act, continue (see the module)."""
 
-  def __init__(self, strategy, task, student, dln, updater, learning_rate,
-               validation_bn_mode="train", comparison_student=None):
-    super().__init__(strategy, task, student, dln, updater, learning_rate,
-                     validation_bn_mode, comparison_student)
-    self._observe = self._loop_function(self._observe_stage)
-    self._apply = self._function(self._apply_update)
+  def __init__(self, parts, *, updater=gin.REQUIRED,
+               validation_bn_mode="train", configurable="ControllerRound"):
+    super().__init__(parts, updater, dln_updaters.ControllerUpdater,
+                     validation_bn_mode, configurable)
+    self._observe = self.compiled.loop(self._observe_stage)
+    self._apply = self.compiled.function(self._apply_update)
 
   def _observe_stage(self, batches, validation_batch):
     """N plain steps, then e_1 and the metric; cross-replica."""
-    train_loss = self.student.plain_steps(self._train_loss, batches)
+    train_loss = self.runner.plain_steps(self.taught.loss, batches)
 
     def replica_fn(validation_batch):
       x, y = base.shard(validation_batch, 0)
-      theta, state = self.student.weights()
-      outputs, _ = self.student.apply(theta, state, x,
-                                      self.validation_training)
+      theta, state = self.runner.weights()
+      outputs, _ = self.runner.apply(theta, state, x,
+                                     self.validation_training)
       return (self.task.validation_error(y, outputs),
               self.task.validation_metric(y, outputs))
     error, metric = self.strategy.run(replica_fn, (validation_batch,))
@@ -42,15 +46,15 @@ class ControllerRound(taught_loss.TaughtLossRound):
     variables = self.dln.trainable_variables
     before = [tf.identity(v) for v in variables]
     _, metrics = self.updater.apply(variables, observation)
-    return dict(metrics, dln_step_norm=self._step_norm(before))
+    return dict(metrics, dln_step_norm=tf.norm(self.taught.step(before)))
 
   def _run(self, round_blocks, validation_batch, progress, student_steps):
     first, second = round_blocks
     s1 = self._observe(first, validation_batch)
-    observation = dict(s1, **self._progress(first, progress, student_steps))
+    observation = dict(s1, **parts_lib.progress_observation(
+        first, progress, student_steps))
     metrics = dict(self._apply(observation),
                    validation_metric=s1["validation_metric"],
                    e1=s1["validation_error"])
     self._plain(second)
-    self._train_comparison(round_blocks)
     return self._result(s1["train_loss"], 2 * base.steps_in(first), metrics)

@@ -7,15 +7,15 @@ Stage III   theta_N -> theta_2N by N SGD steps on L_phi1 while computing
             e_2 and de_2/dphi_1; the teacher learns by one vector-Jacobian
             product through T (Eq. 8) and an Adam step.
 
-`stage3="release"` restarts stage III from theta_0 on the stage-I batches, as
+`stage3 = 'release'` restarts stage III from theta_0 on the stage-I batches, as
 the authors' code does, instead of continuing from theta_N on new batches; a
 round then takes N student steps (its input holds N batches, not 2N).
 
-`guard=True` (ours, needs `stage3="release"`): both unrolls then start from
+`update_guard = True` (ours, needs `stage3 = 'release'`): both unrolls then start from
 theta_0 on the same batches and are judged on the same validation batch, so
 e_2 > e_1 means the new DLN phi_1 made this round worse. The round then keeps
 phi_0 and stage I's student (the teacher still learns from de_2/dphi_1).
-With `guard_min_properness=q` it also rejects a phi_1 whose
+With `update_guard_min_properness = q` it also rejects a phi_1 whose
 `loss_surface.properness` is below q, so the DLN stays a loss that raises
 the true class and lowers the others over the whole input square, not only
 where this student's predictions are now.
@@ -35,53 +35,73 @@ Diagnostics (issue 12): `teacher_cosine`, the cosine between the DLN step
 phi_1 - phi_0 and -de_1/dphi_0 (> 0: a descent step); `e2_minus_e1` and
 `update_helped` (e_2 < e_1); `update_accepted`; `dln_relative_change`.
 """
+import gin
+
+from l2t_tf import checks
 from l2t_tf import dln as dln_lib
+from l2t_tf import dln_updaters
 from l2t_tf import errors
+from l2t_tf import hypergradient
 from l2t_tf import loss_surface
 from l2t_tf.rounds import base
 from l2t_tf.rounds import hypergradient_round
+from l2t_tf.rounds import parts as parts_lib
 
 STAGE3_MODES = ("paper", "release")
 
 
-class L2TRound(hypergradient_round.HypergradientRound):
+def _check_guard(name, stage3, update_guard, min_properness, pairwise):
+  """The guard's options, checked once (`name(option)` is the binding)."""
+  checks.one_of(name("stage3"), stage3, STAGE3_MODES)
+  checks.boolean(name("update_guard"), update_guard)
+  checks.number(name("update_guard_min_properness"), min_properness, 0, 1,
+                closed=(True, True), optional=True)
+  if update_guard and stage3 != "release":
+    raise errors.UserError(
+        f"{name('update_guard')} needs stage3 = 'release': only then do e_1 "
+        f"and e_2 start from the same student on the same batches.")
+  if min_properness is not None and not (update_guard and pairwise):
+    raise errors.UserError(
+        f"{name('update_guard_min_properness')} needs update_guard = True "
+        f"and a PairwiseDLN (classification or segmentation).")
+
+
+@gin.configurable(denylist=["parts", "configurable"])
+class L2TRound(hypergradient_round.TaughtRound):
   """Stages I-III of Algorithm 1 for a `TeachingUpdater` (the LSTM teacher)."""
 
-  def __init__(self, strategy, task, student, dln, updater, learning_rate,
-               mode="unrolled", stage3="paper", validation_bn_mode="train",
-               guard=False, guard_min_properness=None,
-               comparison_student=None):
-    if stage3 not in STAGE3_MODES:
-      raise errors.UserError(f"stage3 must be one of {STAGE3_MODES}, got "
-                             f"{stage3!r}.")
-    if guard and stage3 != "release":
-      raise errors.UserError(
-          "update_guard needs stage3 = 'release': only then do e_1 and e_2 "
-          "start from the same student on the same batches.")
-    if guard_min_properness is not None and not (
-        guard and isinstance(dln, dln_lib.PairwiseDLN)):
-      raise errors.UserError(
-          "update_guard_min_properness needs update_guard = True and a "
-          "PairwiseDLN (classification or segmentation).")
-    self.stage3, self.guard = stage3, bool(guard)
-    self.guard_min_properness = guard_min_properness
+  def __init__(self, parts, *, updater=dln_updaters.TeacherUpdater,
+               hypergradient_mode="unrolled", stage3="paper",
+               validation_bn_mode="train", update_guard=False,
+               update_guard_min_properness=None, configurable="L2TRound"):
+    name = f"{configurable}.{{}}".format
+    hypergradient.check_mode(hypergradient_mode, name("hypergradient_mode"))
+    _check_guard(name, stage3, update_guard, update_guard_min_properness,
+                 parts.dln is not None and
+                 dln_lib.is_pairwise(parts.dln))
+    super().__init__(parts, updater, dln_updaters.TeachingUpdater,
+                     validation_bn_mode, configurable)
+    self.stage3, self.guard = stage3, update_guard
+    self.guard_min_properness = update_guard_min_properness
     self.stages = 1 if stage3 == "release" else 2
-    super().__init__(strategy, task, student, dln, updater, learning_rate,
-                     mode, validation_bn_mode, comparison_student)
-    self._learn = self._function(self.updater.learn)
-    self._restore = self._function(self._restore_round)
+    stage = lambda **kw: parts_lib.HypergradientStage(
+        self.compiled, self.runner, self.taught, hypergradient_mode,
+        self.validation_training, **kw)
+    self.stage1 = stage(write_back=stage3 == "paper", keep_weights=self.guard)
+    self.stage3_unroll = stage(write_back=True)
+    self._stage_one = parts_lib.StageOne(self.stage1, self.taught,
+                                         self.updater, self.compiled)
+    self._learn = self.compiled.function(self.updater.learn)
+    self._restore = self.compiled.function(self._restore_round)
 
-  def _hyper_stages(self):
-    return {"_stage1": lambda b, v: self._hyper_stage(
-                b, v, write_back=(self.stage3 == "paper"),
-                keep_weights=self.guard),
-            "_stage3": lambda b, v: self._hyper_stage(b, v, write_back=True)}
+  def hypergradient_stages(self):
+    return [self.stage1, self.stage3_unroll]
 
   def _restore_round(self, dln_values, trainable, non_trainable):
     """The guard's rejection: phi_0 and stage I's student back."""
     for var, value in zip(self.dln.trainable_variables, dln_values):
       var.assign(value)
-    self.student.assign(trainable, non_trainable)
+    self.runner.assign(trainable, non_trainable)
 
   def _accepted(self, e1, e2, metrics):
     """Whether the guard keeps phi_1 (always, without the guard)."""
@@ -102,7 +122,7 @@ class L2TRound(hypergradient_round.HypergradientRound):
       self._plain(second)
     else:
       context, dln_before = update
-      s3 = self._stage3(second, validation_batch)
+      s3 = self.stage3_unroll(second, validation_batch)
       e1, e2 = float(s1["validation_error"]), float(s3["validation_error"])
       metrics.update(e2=e2, e2_minus_e1=e2 - e1,
                      update_helped=float(e2 < e1))
@@ -114,7 +134,6 @@ class L2TRound(hypergradient_round.HypergradientRound):
       if not accepted:
         self._restore(dln_before, s1["trainable"], s1["non_trainable"])
       metrics["update_accepted"] = float(accepted)
-    self._train_comparison(round_blocks)
     return self._result(s1["train_loss"],
                         len(round_blocks) * base.steps_in(first), metrics,
                         skipped=skipped)
