@@ -65,8 +65,9 @@ setuptools.setup(
         # ships inside river's wheel (read as a file; river is not imported).
         "bench": ["mnist1d", "river==0.26.1"],
         # tools/benchmark_torch_peer.py (l2t_tf.experiments.
-        # benchmark_torch_peer) and tests/test_torch_peer.py only; no other
-        # module imports torch, and that one imports nothing of l2t_tf.
+        # benchmark_torch_peer) and tests/test_hypergradient_torch_peer.py
+        # only; no other module imports torch, and that one imports nothing
+        # of l2t_tf.
         "peer": ["torch==2.13.0"],
     },
 )

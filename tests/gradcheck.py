@@ -1,4 +1,4 @@
-"""Hypergradient test helpers: a compiled unroll and finite differences."""
+"""Gradient test helpers: a compiled unroll, finite differences, a mixin."""
 import numpy as np
 import tensorflow as tf
 
@@ -67,3 +67,29 @@ def validation_error_after_steps(student, dln, batches, val, learning_rate,
   for v, w in zip(student.variables, weights):
     v.assign(w)
   return error
+
+
+def finite_difference(fn, x, h=1e-6):
+  """Central differences of scalar fn(np.ndarray float64) at x."""
+  grad = np.zeros_like(x)
+  for i in np.ndindex(x.shape):
+    step = np.zeros_like(x)
+    step[i] = h
+    grad[i] = (fn(x + step) - fn(x - step)) / (2. * h)
+  return grad
+
+
+class GradientCheck(tf.test.TestCase):
+  """Mixin: tape gradient vs central differences, float64."""
+
+  def assert_gradient_matches(self, fn, x, rtol=1e-6):
+    x = np.asarray(x, np.float64)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+      tape.watch(xt)
+      value = fn(xt)
+    grad = tape.gradient(value, xt).numpy()
+    numeric = finite_difference(lambda a: float(fn(tf.constant(a))), x)
+    error = np.linalg.norm(grad - numeric) / max(np.linalg.norm(numeric),
+                                                 1e-12)
+    self.assertLess(error, rtol, msg=f"tape {grad} vs FD {numeric}")

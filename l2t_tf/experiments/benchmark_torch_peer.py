@@ -6,7 +6,7 @@ r"""A PyTorch peer of one L2T-DLN teaching round; prints one JSON line.
 An independent, idiomatic `torch.func` implementation of the round that
 `tools/benchmark_hypergrad.py` times (`rounds.L2TRound`, stage3="paper",
 mode "unrolled"), for speed comparison (`tools/speed_vs_peer.py`) and as the
-float64 reference of `tests/test_torch_peer.py`:
+float64 reference of `tests/test_hypergradient_torch_peer.py`:
 
 Stage I    N SGD steps (lr 0.1) of the CIFAR ResNet student on the DLN loss
            from theta_0, each one `functional_call` + `torch.autograd.grad(

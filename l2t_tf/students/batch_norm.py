@@ -23,8 +23,8 @@ backward pass is the analytic batch-norm gradient written in plain ops
 without stop_gradient, so that it is differentiable, and exact, in every
 order. TensorFlow's own gradient of the fused kernel is not exact in second
 order: against a float64 reference, a small ResNet8's hypergradient through
-it is more than 1 % off (`tests/test_batch_norm.py` asserts it). Float64
-(the finite-difference tests) and other ranks take the composite path.
+it is more than 1 % off (`tests/students/test_batch_norm.py` asserts it).
+Float64 (the finite-difference tests) and other ranks take the composite path.
 Measured on the narrow ResNet8 (`tools/speed_vs_peer.py --levers=all`): the plain step is
 a few per cent faster, the teaching round no faster, because the round's
 cost is the backward pass and its derivative, which stay composite. Hence

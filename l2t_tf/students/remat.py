@@ -16,8 +16,8 @@ checkpoints at two levels:
 So a tape holds the block boundaries (input, output, their cotangents) and
 one block's working set at a time, in first and second order, at the price
 of running each block's forward up to three times. The values and
-derivatives are unchanged (tests/test_remat.py checks an HVP against the
-plain block in float64).
+derivatives are unchanged (tests/students/test_remat.py checks an HVP
+against the plain block in float64).
 
 Works inside `Model.stateless_call` (the hypergradient engine's way of
 running the student): the block's weights are read from the current

@@ -4,7 +4,7 @@
 uniform labels): the student, the pairwise DLN, the losses and the metrics
 of classification, with no data set to download. The benchmarks
 (`tools/benchmark_hypergrad.py`) and the PyTorch cross-check
-(`tests/test_torch_peer.py`) feed their own batches, drawn with
+(`tests/test_hypergradient_torch_peer.py`) feed their own batches, drawn with
 `task.data.batch` / `task.data.examples`; `training_set()` and `test_set()`
 are fixed random examples, so the task can also drive the `Trainer`.
 """

@@ -15,7 +15,8 @@ CPU = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))  # tests/, for trainer_testlib.
 import numpy as np  # pylint: disable=g-import-not-at-top
 import trainer_testlib as lib  # pylint: disable=g-import-not-at-top
 from l2t_tf.related_methods import l2t_dlf  # pylint: disable=g-import-not-at-top

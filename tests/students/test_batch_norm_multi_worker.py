@@ -1,13 +1,13 @@
 """Two localhost workers teach a BatchNorm student as one process does.
 
-The runs of test_multi_worker.py (`l2t_tf.launch` with two workers running
-multi_worker_main.py, and one process without TF_CONFIG) with the digits
-BatchNorm student instead of the BatchNorm-free one: each worker sees half
-of every batch, so only synchronised statistics (the default) give the
-one-process run. `setUpClass` starts both runs together. With
-L2T_SLOW_TESTS=1, two more: the same workers with per-replica statistics
-(they differ), and a worker that stalls (SIGSTOP), caught although the
-statistics' all-reduces carry no per-op timeout.
+The runs of tests/test_strategy_multi_worker.py (`l2t_tf.launch` with two
+workers running multi_worker_main.py, and one process without TF_CONFIG)
+with the digits BatchNorm student instead of the BatchNorm-free one: each
+worker sees half of every batch, so only synchronised statistics (the
+default) give the one-process run. `setUpClass` starts both runs together.
+With L2T_SLOW_TESTS=1, two more: the same workers with per-replica
+statistics (they differ), and a worker that stalls (SIGSTOP), caught
+although the statistics' all-reduces carry no per-op timeout.
 """
 import os
 import shutil
@@ -18,7 +18,7 @@ import unittest
 
 import tensorflow as tf
 
-import test_multi_worker as lib
+import test_strategy_multi_worker as lib
 
 STUDENT = ["ClassificationTask.student = @digits_cnn",
            "digits_cnn.widths = (4, 8, 8)"]

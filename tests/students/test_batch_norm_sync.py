@@ -2,7 +2,7 @@
 
 In-process: the gin knob and, on one replica, the unchanged graph. The
 2-replica checks run in fresh processes (logical devices must be configured
-before TensorFlow starts; see sync_bn_check.py), started together in
+before TensorFlow starts; see tests/sync_bn_check.py), started together in
 `setUpClass` to fit the time budget of a loaded machine:
 * the digits BatchNorm student's hypergradient and two teaching rounds
   (unrolled mode), synchronised and per replica;
@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from l2t_tf.students import batch_norm
 
-CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                     "sync_bn_check.py")
+CHECK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "sync_bn_check.py")
 RUNS = {"trainer": ["trainer", "unrolled"], "exact": ["exact"]}
 TIMEOUT_S = 900
 

@@ -10,7 +10,8 @@ import tensorflow as tf
 from l2t_tf.data import benchmark_sets
 from l2t_tf.experiments import generalization
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 TINY = ["Trainer.unroll_length = 2", "Trainer.rounds_per_epoch = 2",
         "Trainer.batch_size = 10", "Trainer.validation_batch_size = 20",

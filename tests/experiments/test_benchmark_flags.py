@@ -19,7 +19,8 @@ from l2t_tf import hypergradient
 from l2t_tf.experiments import benchmark_flags
 from l2t_tf.experiments import table5_time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 try:
   import torch  # pylint: disable=g-import-not-at-top,unused-import

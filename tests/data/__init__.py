@@ -1,0 +1,1 @@
+"""Tests of l2t_tf/data/ (the layout: docs/tests.md)."""
