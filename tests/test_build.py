@@ -1,232 +1,46 @@
-"""The experiment builder: the round is the method, checkpoints by name, actions."""
-import io
-import os
-import sys
-import tempfile
-from unittest import mock
+"""`build`: settings read once, every part built and handed to the loop."""
+import inspect
 
 import gin
 import tensorflow as tf
 
 from l2t_tf import actions
-from l2t_tf import dln_updaters
+from l2t_tf import build
 from l2t_tf import errors
-from l2t_tf import experiment
-from l2t_tf import history as history_lib
-from l2t_tf import rounds
-from l2t_tf.related_methods import ala
-from l2t_tf.related_methods import l2t_dlf
+from l2t_tf import trainer as trainer_lib
 import trainer_testlib as lib
 
-N = lib.TINY["unroll_length"]
 
+class BuildTest(tf.test.TestCase):
 
-def _build(method="l2t_dln", updater=dln_updaters.TeacherUpdater, task=None,
-           **kwargs):
-  return experiment.build_experiment(
-      task or lib.tiny_task(), tf.distribute.get_strategy(), method=method,
-      updater=updater, **kwargs)
+  def test_the_loop_takes_built_parts_and_few_settings(self):
+    """Issue 24: keyword-only parts, at most 6 settings of the loop's own."""
+    parameters = inspect.signature(trainer_lib.Trainer).parameters
+    self.assertTrue(all(p.kind == p.KEYWORD_ONLY
+                        for p in parameters.values()))
+    parts = {"round", "data", "evaluator", "checkpoints", "history",
+             "counters", "actions", "strategy"}
+    self.assertLessEqual(set(parts), set(parameters))
+    self.assertLessEqual(len(set(parameters) - parts), 6)
 
-
-def _ala_task():
-  return lib.tiny_task(dln=lambda dtype=None: ala.ala_loss(dtype=dtype))
-
-
-def _dlf_task():
-  return lib.tiny_task(dln=lambda dtype=None: l2t_dlf.dlf_loss(dtype=dtype))
-
-
-def _kind(round_):
-  """The round's class (a hypergradient round is in its fallback)."""
-  if isinstance(round_, rounds.ReverseModeFallback):
-    return type(round_.inner)
-  return type(round_)
-
-
-class ResolveRoundTest(tf.test.TestCase):
-  """The round is the method: bound in gin, or chosen by the older bindings."""
-
-  def test_each_kind_of_method_gets_its_round(self):
-    cases = [
-        (dict(), rounds.L2TRound),
-        (dict(updater=dln_updaters.OptimizerUpdater),
-         rounds.HypergradientRound),
-        (dict(updater=l2t_dlf.DLFTeacherUpdater, task=_dlf_task()),
-         rounds.HypergradientRound),
-        (dict(updater=ala.ALAControllerUpdater, task=_ala_task()),
-         rounds.ControllerRound),
-        (dict(method="fixed_loss"), rounds.FixedLossRound),
-    ]
-    for kwargs, kind in cases:
-      with self.subTest(kind.__name__):
-        built = _build(**kwargs)
-        self.assertIs(_kind(built.round), kind)
-        self.assertEqual(built.teaches, kind is not rounds.FixedLossRound)
-
-  def test_a_round_bound_in_gin_is_the_older_bindings_round(self):
-    """`train_eval.round` and its options = `Trainer.updater`, `.stage3`."""
+  def test_settings_are_bound_as_trainer(self):
     gin.clear_config()
-    gin.parse_config(["HypergradientRound.updater = @DLFTeacherUpdater",
-                      "L2TRound.stage3 = 'release'"])
+    gin.parse_config(["Trainer.unroll_length = 3",
+                      "Trainer.rounds_per_validation_batch = 2"])
     try:
-      dlf = experiment.build_experiment(_dlf_task(),
-                                        tf.distribute.get_strategy(),
-                                        rounds.HypergradientRound)
-      l2t = experiment.build_experiment(lib.tiny_task(),
-                                        tf.distribute.get_strategy(),
-                                        rounds.L2TRound)
+      run = build.build(lib.tiny_task(), self.get_temp_dir(),
+                        tf.distribute.get_strategy(), progress=False)
     finally:
       gin.clear_config()
-    self.assertIsInstance(dlf.updater, l2t_dlf.DLFTeacherUpdater)
-    self.assertEqual(l2t.round.stages, 1)
-    self.assertEqual(l2t.round.inner.stage3, "release")
-    legacy = _build(stage3="release")
-    self.assertEqual(legacy.round.stages, 1)
+    self.assertEqual(run.data.unroll_length, 3)
+    self.assertEqual(run.data.rounds_per_validation_batch, 2)
+    self.assertEqual(run.settings.unroll_length, 3)
+    self.assertEqual(build.SETTING_NAMES[:2],
+                     ("unroll_length", "teacher_epochs"))
 
-  def test_the_method_is_bound_once(self):
-    with self.assertRaisesRegex(errors.UserError, "not both"):
-      experiment.build_experiment(lib.tiny_task(),
-                                  tf.distribute.get_strategy(),
-                                  rounds.L2TRound, method="fixed_loss")
-
-  def test_a_fixed_loss_twin_keeps_only_stage3(self):
-    """A CE twin includes its L2T-DLN file: teaching options are ignored."""
-    built = _build(method="fixed_loss", stage3="release", update_guard=True,
-                   hypergradient_mode="reverse")
-    self.assertEqual(built.round.stages, 1)
-    self.assertIsNone(built.dln)
-
-  def test_the_release_and_the_guard_need_the_lstm_teacher(self):
-    for kwargs in (dict(updater=dln_updaters.OptimizerUpdater),
-                   dict(updater=ala.ALAControllerUpdater, task=_ala_task())):
-      for option in (dict(stage3="release"),
-                     dict(stage3="release", update_guard=True)):
-        with self.subTest(**option), self.assertRaisesRegex(
-            errors.UserError, "TeacherUpdater"):
-          _build(**kwargs, **option)
-
-  def test_a_round_checks_its_updater(self):
-    gin.clear_config()
-    gin.bind_parameter("L2TRound.updater", dln_updaters.OptimizerUpdater)
-    try:
-      with self.assertRaisesRegex(errors.UserError,
-                                  "L2TRound.updater: OptimizerUpdater"):
-        experiment.build_experiment(lib.tiny_task(),
-                                    tf.distribute.get_strategy(),
-                                    rounds.L2TRound)
-    finally:
-      gin.clear_config()
-
-  def test_fixed_loss_builds_no_dln(self):
-    built = _build(method="fixed_loss")
-    self.assertIsNone(built.dln)
-    self.assertIsNone(built.updater)
-    self.assertIsNone(built.comparison_student)
-
-  def test_not_an_updater(self):
-    with self.assertRaisesRegex(errors.UserError, "not a DLN updater"):
-      _build(updater=dln_updaters.DLNUpdater)
-
-
-class StudentStepsTest(tf.test.TestCase):
-  """Each round counts its own SGD steps (issue 14: not 2N everywhere)."""
-
-  def test_steps_per_round(self):
-    cases = [(dict(), 2 * N), (dict(stage3="release"), N),
-             (dict(method="fixed_loss"), 2 * N),
-             (dict(method="fixed_loss", stage3="release"), N),
-             (dict(updater=ala.ALAControllerUpdater, task=_ala_task()), 2 * N),
-             (dict(updater=dln_updaters.OptimizerUpdater), 2 * N)]
-    for overrides, steps in cases:
-      with self.subTest(str(overrides)):
-        trainer = lib.tiny_trainer(tempfile.mkdtemp(dir=self.get_temp_dir()),
-                                   max_rounds=2, teacher_epochs=1,
-                                   **overrides)
-        results = trainer.run()
-        self.assertEqual(results["student_steps"], 2 * steps)
-
-  def test_controller_sees_the_steps_taken(self):
-    """ALA's observation: steps before the round + stage I's N."""
-    trainer = lib.tiny_trainer(self.get_temp_dir(), task=_ala_task(),
-                               updater=ala.ALAControllerUpdater)
-    data, _ = trainer.epoch_rounds(0)
-    train, val = next(iter(data))
-    trainer.round(train, val, student_steps=40)
-    self.assertEqual(int(trainer.updater.last_observation_step), 40 + N)
-
-
-def _checkpoint_keys(path):
-  return {name for name, _ in tf.train.list_variables(path)}
-
-
-class NamedCheckpointTest(tf.test.TestCase):
-  """Every weight is saved under its name, and a mismatch is an error."""
-
-  def test_dln_and_teacher_are_saved_by_name(self):
-    trainer = lib.tiny_trainer(self.get_temp_dir(), max_rounds=1)
-    trainer.run()
-    keys = _checkpoint_keys(tf.train.latest_checkpoint(
-        trainer.checkpoint_dir))
-    self.assertContainsSubset(
-        {"dln/kernel_0/.ATTRIBUTES/VARIABLE_VALUE",
-         "dln_initial/kernel_0/.ATTRIBUTES/VARIABLE_VALUE",
-         "updater/teacher_weights/lstm_0.Skernel/.ATTRIBUTES/VARIABLE_VALUE",
-         "student_steps/.ATTRIBUTES/VARIABLE_VALUE"}, keys)
-    # Every variable of the run is in the checkpoint, none twice.
-    variables = trainer.checkpoint_variables()
-    self.assertLen({id(v) for v in variables}, len(variables))
-    held = (list(trainer.student.variables) +
-            list(trainer.comparison_student.variables) +
-            list(trainer.dln.variables) +
-            list(trainer.updater.teacher.trainable_variables))
-    ids = {id(v) for v in variables}
-    self.assertTrue(all(id(v) in ids for v in held))
-
-  def test_a_different_experiment_is_not_restored_into(self):
-    model_dir = self.get_temp_dir()
-    lib.tiny_trainer(model_dir, max_rounds=1).run()
-    other = lib.tiny_trainer(model_dir, updater=dln_updaters.TeacherUpdater(
-        hidden_units=(8, 8)))
-    with self.assertRaisesRegex(errors.UserError,
-                                "new train_eval.model_dir"):
-      other.restore()
-
-  def test_learnable_fixed_loss_is_saved(self):
-    from l2t_tf import related_methods  # pylint: disable=g-import-not-at-top
-    trainer = lib.tiny_trainer(
-        self.get_temp_dir(), method="fixed_loss", max_rounds=1,
-        task=lib.tiny_task(fixed_loss=related_methods.adaptive_robust_loss()))
-    trainer.run()
-    keys = _checkpoint_keys(tf.train.latest_checkpoint(
-        trainer.checkpoint_dir))
-    self.assertTrue(any(k.startswith("fixed_loss/") for k in keys), keys)
-
-
-class _Recorder:
-  """An action: records what the loop called it with."""
-
-  def __init__(self):
-    self.calls = []
-
-  def __call__(self, output):
-    if isinstance(output, actions.RoundOutput):
-      self.calls.append(("round", output.rounds_done, output.round_in_epoch,
-                         output.metrics["student_steps"]))
-    else:
-      self.calls.append(("epoch", output.epochs_done,
-                         output.entry.get("rounds_done")))
-
-
-class ActionsTest(tf.test.TestCase):
-
-  def test_actions_are_called_with_each_output_in_loop_order(self):
-    recorder = _Recorder()
-    trainer = lib.tiny_trainer(self.get_temp_dir(), teacher_epochs=1,
-                               rounds_per_epoch=2, extra_actions=[recorder])
-    trainer.run()
-    self.assertEqual(recorder.calls, [
-        ("epoch", 0, None), ("round", 1, 1, 2 * N), ("round", 2, 2, 2 * N),
-        ("epoch", 1, 2)])
+  def test_an_unknown_setting_is_one_line(self):
+    with self.assertRaisesRegex(errors.UserError, "unknown setting 'unroll'"):
+      lib.tiny_trainer(self.get_temp_dir(), unroll=3)
 
   def test_default_actions(self):
     trainer = lib.tiny_trainer(self.get_temp_dir())
@@ -235,37 +49,10 @@ class ActionsTest(tf.test.TestCase):
                              actions.DLNSurface])
     fixed = lib.tiny_trainer(self.get_temp_dir(), method="fixed_loss")
     self.assertNotIn(actions.DLNSurface, [type(a) for a in fixed.actions])
-    recorder = _Recorder()
+    recorder = print  # Any callable of an output.
     mine = lib.tiny_trainer(self.get_temp_dir(), actions=[recorder])
     self.assertEqual(list(mine.actions), [recorder])
 
-  def test_progress_bar_shows_e_val_not_the_dln_loss(self):
-    teaching = {"train_loss": -3.25, "e1": 0.75, "round_time_s": 0.5}
-    rounds_ = [dict(teaching, e2=0.5), teaching,  # Stage III or stage I only.
-               {"train_loss": 2.25, "round_time_s": 0.5}]  # A fixed loss.
-    bars = []
-    for metrics in rounds_:
-      with mock.patch.object(sys, "stderr", io.StringIO()) as stderr:
-        with actions.ProgressBar() as bar:
-          bar(actions.RoundOutput(epoch=0, round_in_epoch=1,
-                                  rounds_in_epoch=1, teacher_epochs=1,
-                                  rounds_done=1, metrics=metrics))
-      bars.append(stderr.getvalue())
-    self.assertIn("e_val=0.500, s=0.50", bars[0])
-    self.assertIn("e_val=0.750, s=0.50", bars[1])
-    self.assertIn("loss=2.250, s=0.50", bars[2])
-    self.assertIn("teacher epoch 1/1", bars[0])
-    for bar in bars[:2]:
-      self.assertNotIn("loss", bar)
 
-  def test_history_keeps_what_the_checkpoint_saw(self):
-    model_dir = self.get_temp_dir()
-    trainer = lib.tiny_trainer(model_dir, max_rounds=2,
-                               checkpoint_every_rounds=1)
-    trainer.run()
-    history = history_lib.History(model_dir)
-    counters = experiment.Counters()
-    counters.rounds_done.assign(1)
-    data = history.load(counters)
-    self.assertEqual([r["round"] for r in data["rounds"]], [1])
-    self.assertTrue(os.path.exists(history.path))
+if __name__ == "__main__":
+  tf.test.main()
