@@ -1,7 +1,7 @@
 """Runs the same teaching rounds on one device and on 2 logical CPUs.
 
 Run as a fresh process (logical devices must be set before any TF op); prints
-one JSON line with the largest differences. Used by test_distributed.py.
+one JSON line with the largest differences. Used by test_strategy.py.
 """
 import json
 import os

@@ -1,4 +1,4 @@
-"""`l2t_tf.main` with test hooks, run as a worker by test_multi_worker.py.
+"""`l2t_tf.main` with test hooks, a worker of test_strategy_multi_worker.py.
 
   PYTHONPATH=tests python -m l2t_tf.launch --worker_module=multi_worker_main \
       -- <main flags>

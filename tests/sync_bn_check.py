@@ -11,7 +11,7 @@ task), one device against MirroredStrategy with synchronised statistics
 (`sync`) and with per-replica statistics (`per_replica`). `exact`: float64,
 the hypergradient de_val/dphi through N = 2 SGD steps of a conv + BatchNorm
 student on 2 replicas against one device on the whole batch, and against a
-central finite difference of the 2-replica e_val. Used by test_sync_batch_norm.py.
+central finite difference of the 2-replica e_val. Used by students/test_batch_norm_sync.py.
 """
 import json
 import os
