@@ -5,8 +5,10 @@ settings (`Settings`, bound in gin as `Trainer.<name>`, so every gin file
 and `teach(**settings)` keep their names), builds the experiment (the round
 and its models, `experiment.build_experiment`), the data, the evaluator, the
 checkpoints, the history and the actions, and hands them, built, to the loop
-(`trainer.Trainer`). `main` (through `train_eval`) and the Python API
-(`l2t_tf.teach`) both build here, so they cannot wire a method differently.
+(`trainer.Trainer`). The method is the round, bound as `build.round =
+@L2TRound` (the default) or passed. `main` (through `train_eval`), the
+Python API (`l2t_tf.teach`) and the tools all build here, so they cannot
+wire a method differently.
 
     run = build(task, model_dir, strategy, round=rounds.L2TRound)
     results = run.run()
@@ -43,7 +45,7 @@ class Settings:
   The loop's and the data's settings; the round's options
   (`updater`, `hypergradient_mode`, `stage3`, `validation_bn_mode`,
   `update_guard`, `update_guard_min_properness`) and `method` are the
-  older way to choose and configure the round (now `train_eval.round =
+  older way to choose and configure the round (now `build.round =
   @L2TRound`, `L2TRound.stage3 = 'release'`): set here (bound, or passed
   to `build`), an option overrides the round's own binding
   (`experiment.resolve_round`); unset, the round's holds.
@@ -163,6 +165,7 @@ class Run:
     return self.experiment.checkpoint_variables()
 
 
+@gin.configurable(allowlist=["round"])
 def build(task, model_dir, strategy, round=None, actions=None,  # pylint: disable=redefined-builtin
           extra_actions=(), **settings):
   """The `Run` of `round` on `task` (see the module).
@@ -171,8 +174,9 @@ def build(task, model_dir, strategy, round=None, actions=None,  # pylint: disabl
     task: a `tasks.base.Task`.
     model_dir: the run's directory (checkpoints, summaries, history).
     strategy: a `tf.distribute.Strategy`.
-    round: a round class of `rounds` (its options bound in gin), or None
-      for the one the older `Trainer` bindings choose.
+    round: the method, a round class of `rounds` (its options bound in
+      gin), bound as `build.round = @L2TRound`; None: the one the older
+      `Trainer` bindings choose (L2TRound by default).
     actions: callables of each round's and epoch's output (`actions`);
       None: `actions.default_actions`.
     extra_actions: more actions, run after those.

@@ -212,7 +212,7 @@ MAIN_KNOBS = (
     ("Trainer.batch_size", "the student's training batch"),
     ("Trainer.validation_batch_size", "the batch e_val is measured on"),
     ("Trainer.student_learning_rate", "the student's SGD step"),
-    ("train_eval.round", "the method: @L2TRound, @FixedLossRound, ..."),
+    ("build.round", "the method: @L2TRound, @FixedLossRound, ..."),
     ("L2TRound.hypergradient_mode", "'unrolled', or 'reverse' (memory flat)"),
     ("L2TRound.stage3", "'paper' or 'release' (the authors' code)"),
     ("Trainer.seed", "splits, shuffles and initial weights"),

@@ -14,7 +14,7 @@ holding everything by name (`checkpointing`).
 method: `Trainer.method = 'fixed_loss'` and the round's options bound on
 `Trainer` (`Trainer.updater`, `Trainer.stage3`, ...), kept as aliases so
 that gin files and `teach(stage3=...)` written before the round was bound
-in gin (`train_eval.round = @L2TRound`) still run.
+in gin (`build.round = @L2TRound`) still run.
 
 `build.build`, the tools and the tests all use it, so they cannot wire a
 method differently.
@@ -56,7 +56,7 @@ def _round_of(method, updater):
 def resolve_round(round_class=None, method=None, **options):
   """(round class, its options) of a run.
 
-  `round_class` is the round bound in gin (`train_eval.round`); without
+  `round_class` is the round bound in gin (`build.round`); without
   one, the older bindings choose it (`_round_of`). `options` are those set
   on `Trainer` (bound or passed, None included): they override the round's
   own bindings; a round that does not teach ignores the teaching ones (a
@@ -66,7 +66,7 @@ def resolve_round(round_class=None, method=None, **options):
   checks.one_of("Trainer.method", method, METHODS + (None,))
   if round_class is not None and method is not None:
     raise errors.UserError(
-        "bind the method once: train_eval.round or Trainer.method, not both.")
+        "bind the method once: build.round or Trainer.method, not both.")
   if round_class is None:
     round_class = _round_of(
         method, options.get("updater") or dln_updaters.TeacherUpdater)

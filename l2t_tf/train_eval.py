@@ -1,7 +1,7 @@
 """The gin-configurable entry point: teach, evaluate, export, report.
 
 `train_eval()` builds the strategy and the task, the run of `round` (the
-method, `train_eval.round = @L2TRound`; `build.build`) and runs it (it
+method, `build.round = @L2TRound`; `build.build`) and runs it (it
 resumes from `model_dir` if a checkpoint is there), exports the learned DLN
 as a SavedModel, writes `results.json` (strict JSON, `strict_json`: NaN
 results are null, listed in "non_finite") and the operative gin config into
@@ -30,7 +30,8 @@ from l2t_tf.tasks import classification
 DEFAULT_MODEL_DIR = os.path.join("runs", "digits_l2t_dln")
 
 
-@gin.configurable(denylist=["extra_results", "override_config", "actions"])
+@gin.configurable(denylist=["extra_results", "override_config", "round",
+                            "actions"])
 def train_eval(model_dir=DEFAULT_MODEL_DIR,
                task=classification.ClassificationTask,
                strategy=strategy_lib.get_strategy, round=None,  # pylint: disable=redefined-builtin
@@ -47,8 +48,8 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
   locked. An existing one is locked before building (a second run on it
   stops at once).
 
-  `round`: the method, a round class of `rounds` (None: the one the older
-  `Trainer.method`/`Trainer.updater` bindings choose, L2TRound by default).
+  `round`: the method, a round class of `rounds`, overriding the gin
+  binding `build.round` (None: that binding, L2TRound by default).
   `actions`: more callables of each round's and epoch's output (`actions`).
   """
   distribution = strategy() if callable(strategy) else strategy  # First op.
@@ -61,8 +62,9 @@ def train_eval(model_dir=DEFAULT_MODEL_DIR,
     if existed:
       _create_and_lock(lock, model_dir, chief)
     task = task() if isinstance(task, type) else task
-    run = build_lib.build(task, model_dir, distribution, round=round,
-                          extra_actions=actions)  # Collective.
+    chosen = {} if round is None else {"round": round}  # Else gin's.
+    run = build_lib.build(task, model_dir, distribution,
+                          extra_actions=actions, **chosen)  # Collective.
     if not existed:
       _create_and_lock(lock, model_dir, chief)
     return _train_eval(run, model_dir, task, distribution, chief,

@@ -58,7 +58,7 @@ class ResolveRoundTest(tf.test.TestCase):
         self.assertEqual(built.teaches, kind is not rounds.FixedLossRound)
 
   def test_a_round_bound_in_gin_is_the_older_bindings_round(self):
-    """`train_eval.round` and its options = `Trainer.updater`, `.stage3`."""
+    """`build.round` and its options = `Trainer.updater`, `.stage3`."""
     gin.clear_config()
     gin.parse_config(["HypergradientRound.updater = @DLFTeacherUpdater",
                       "L2TRound.stage3 = 'release'"])

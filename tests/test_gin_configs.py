@@ -132,8 +132,8 @@ class GinConfigsTest(tf.test.TestCase):
       with self.subTest(name):
         baseline = _bindings(name)
         self.assertEqual(_differences(baseline, _bindings(twin)),
-                         {MODEL_DIR, "train_eval.round"})
-        self.assertEqual(baseline["train_eval.round"], "@FixedLossRound")
+                         {MODEL_DIR, "build.round"})
+        self.assertEqual(baseline["build.round"], "@FixedLossRound")
         self.assertIn(twin, _includes(name))
 
   def test_ablations_differ_from_cifar10_resnet8_in_their_variable(self):
@@ -149,9 +149,9 @@ class GinConfigsTest(tf.test.TestCase):
         expected = {"Trainer.unroll_length"} | (
             {"L2TRound.hypergradient_mode"} if int(unroll) >= 50 else set())
       elif variable == "lstm":
-        expected = {"train_eval.round", "L2TRound.updater"}
+        expected = {"build.round", "L2TRound.updater"}
       else:
-        expected = {"train_eval.round", "HypergradientRound.updater",
+        expected = {"build.round", "HypergradientRound.updater",
                     "OptimizerUpdater.optimizer"}
       with self.subTest(variable):
         self.assertEqual(_differences(_bindings(path), base),
@@ -210,7 +210,7 @@ class GinConfigsTest(tf.test.TestCase):
         if student.startswith("resnet"):
           self.assertEqual(gin.query_parameter("cifar_resnet.depth"),
                            int(student[len("resnet"):]))
-        round_ = _query("train_eval.round")  # None: L2TRound, the default.
+        round_ = _query("build.round")  # None: L2TRound, the default.
         self.assertEqual(round_ and _configurable_name(round_),
                          "FixedLossRound" if ce else None)
         if student in ("wrn", "nasnet") and not ce:  # Unrolled: out of memory.
@@ -243,7 +243,7 @@ class GinConfigsTest(tf.test.TestCase):
           self.assertEqual(_query("L2TRound.hypergradient_mode", "unrolled"),
                            "reverse" if int(unroll) >= 50 else "unrolled")
         else:
-          round_ = _configurable_name(gin.query_parameter("train_eval.round"))
+          round_ = _configurable_name(gin.query_parameter("build.round"))
           if variable == "lstm":
             updater = gin.query_parameter("L2TRound.updater")
             self.assertEqual(round_, "L2TRound")

@@ -167,7 +167,7 @@ class TrainerOnStandInTest(StandInMixin, tf.test.TestCase):
     # stage III's second unrolled graph of NASNet would double the time.
     results, dln_change = self._teach(
         "imagenet_nasnet", *TINY_NASNET, "Trainer.train_comparison = False",
-        "train_eval.round = @HypergradientRound",
+        "build.round = @HypergradientRound",
         "HypergradientRound.updater = @OptimizerUpdater",
         "HypergradientRound.hypergradient_mode = 'reverse'")
     self.assertGreater(dln_change, 0.0)

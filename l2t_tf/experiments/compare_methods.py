@@ -58,7 +58,7 @@ def _pinned(*on, proper=None, extra=()):
 _WARM, _GUARD, _ZERO, _SKIP = _EXTENSIONS
 TEACHING_ROWS = (
     ("ce", "CE (fixed loss, same schedule)", _DEFAULT,
-     ("train_eval.round = @FixedLossRound",)),
+     ("build.round = @FixedLossRound",)),
     ("paper", "L2T-DLN as the paper (Kaiming DLN, release teacher, release "
      "density)", _DEFAULT, _pinned()),
     ("warm", "paper + DLN warm start", _DEFAULT, _pinned(_WARM)),

@@ -36,7 +36,7 @@ per-epoch random split of the same data would give
 (`Trainer.rounds_per_epoch`, unless bound), so the student's budget is
 that of `--trusted=0` (the validation part then as corrupted as the
 training part). The rows `smooth01` and `arlf` are fixed-loss runs (smooth
-0-1 loss, adaptive robust loss; `train_eval.round = @FixedLossRound`) compared
+0-1 loss, adaptive robust loss; `build.round = @FixedLossRound`) compared
 with the CE twin of the `all` row of the same set and seed (the same
 initial weights and batches), when that cell has run. A condition other
 than `clean`, or K > 0, gets its own run directories
@@ -122,7 +122,7 @@ def row_bindings(row):
   """The gin bindings of a row: a teaching row (compare_methods'
   TEACHING_ROWS) or a fixed-loss one (FIXED_LOSS_ROWS)."""
   if row in FIXED_LOSS_ROWS:
-    return ["train_eval.round = @FixedLossRound",
+    return ["build.round = @FixedLossRound",
             f"SupervisedTask.fixed_loss = {FIXED_LOSS_ROWS[row][1]}"]
   for key, _, _, bindings in compare_methods.TEACHING_ROWS:
     if key == row:

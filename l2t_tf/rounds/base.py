@@ -5,7 +5,7 @@ round's training batches, xs and ys of shape [stages, N, B, ...] (`stages`
 blocks of N student steps, see `data.splits.round_batches`) and one
 validation batch, trains the student (and the comparison student on the
 same batches) and returns a `RoundResult`. The round *is* the method,
-bound in gin (`train_eval.round = @L2TRound`) and built by `build` from
+bound in gin (`build.round = @L2TRound`) and built by `build` from
 `RoundParts`; each validates its own options once, and every one is a
 `Round` composed of the parts in `rounds.parts`:
 

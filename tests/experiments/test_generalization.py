@@ -162,7 +162,7 @@ class TableTest(tf.test.TestCase):
     self.assertEqual(noisy.rows, "all,smooth01,arlf")
     self.assertEqual(noisy.output, "docs/generalization_short_noise20")
     self.assertEqual(generalization.row_bindings("smooth01"), [
-        "train_eval.round = @FixedLossRound",
+        "build.round = @FixedLossRound",
         "SupervisedTask.fixed_loss = @smooth_01_loss"])
 
   def test_cell_data_keeps_the_test_split_and_matches_the_budget(self):

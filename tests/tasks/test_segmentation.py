@@ -251,7 +251,7 @@ class GinTest(tf.test.TestCase):
 
   def test_ce_baseline_config_is_the_same_schedule(self):
     config.parse(["pspnet_voc_ce.gin"])
-    round_ = gin.query_parameter("train_eval.round")
+    round_ = gin.query_parameter("build.round")
     self.assertEqual(round_.selector.split(".")[-1], "FixedLossRound")
     self.assertEqual(gin.query_parameter("Trainer.unroll_length"), 2)
     self.assertEqual(gin.query_parameter("Trainer.batch_size"), 2)
