@@ -51,6 +51,24 @@ class CategorizeTest(tf.test.TestCase):
                ("validation_error", "rest", "validation_error"))
     self.check("AddN_1", "AddN", ("other", "rest", "other_ops"))
 
+  def test_scopes_made_unique(self):
+    """TF suffixes a scope used twice in a graph: hypergradient_1."""
+    self.check("hypergradient_1/while/body/_111/hypergradient_1/while/"
+               "conv2d_1/convolution", "Conv2D",
+               ("hypergradient", "rest", "hypergradient"))
+    self.check("student_steps_1/while/body/_2/student_steps_1/while/"
+               "gradient_tape/x/MatMul", "MatMul",
+               ("student_backward", "rest", "student_steps"))
+    self.check("validation_error_2/bn/exact_moments_1/Mean", "Mean",
+               ("validation_error", "bn_statistics", "bn_statistics"))
+    self.check("model/teacher_1/MatMul", "MatMul",
+               ("teacher", "rest", "teacher"))
+    self.check(STEP + "loss/dln_mlp_1/MatMul", "MatMul",
+               ("student_forward", "dln", "dln"))
+    # A scope's name inside another word is not that scope.
+    self.check("my_student_steps_total/Sum", "Sum",
+               ("other", "rest", "other_ops"))
+
   def test_components(self):
     self.check(STEP + "batch_normalization_1/exact_moments/Mean", "Mean",
                ("student_forward", "bn_statistics", "bn_statistics"))

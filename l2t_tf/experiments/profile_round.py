@@ -65,6 +65,7 @@ import functools
 import glob
 import itertools
 import os
+import re
 import shlex
 import shutil
 import statistics
@@ -116,20 +117,30 @@ OP_CATEGORIES = ("student_steps", "hypergradient", "validation_error",
 IDLE_CATEGORIES = ("executor", "tf_function_dispatch", "eager_ops", "python")
 CATEGORIES = OP_CATEGORIES + IDLE_CATEGORIES
 
-_TEACHER_MARKERS = ("teacher/", "lstm_teacher")
-_DLN_MARKERS = ("dln_rows/", "dln_mlp/", "dln_mean/", "pairwise_dln")
-_STUDENT = hypergradient.STUDENT_STEPS + "/"
-_HYPER = hypergradient.HYPERGRADIENT + "/"
-_VALIDATION = hypergradient.VALIDATION_ERROR + "/"
-_OUTER_TAPE = "gradient_tape/"
-_MOMENTS = batch_norm.MOMENTS_SCOPE + "/"
+# Name scopes (a segment of an op's name, perhaps made unique by TF with a
+# suffix _<k>) and, for Keras layers, substrings of their default names.
+_TEACHER_SCOPES, _TEACHER_LAYERS = ("teacher",), ("lstm_teacher",)
+_DLN_SCOPES, _DLN_LAYERS = ("dln_rows", "dln_mlp", "dln_mean"), (
+    "pairwise_dln",)
+_OUTER_TAPE = "gradient_tape"
+_UNROLL_SCOPES = {hypergradient.STUDENT_STEPS: "student",
+                  hypergradient.HYPERGRADIENT: "hyper",
+                  hypergradient.VALIDATION_ERROR: "validation",
+                  _OUTER_TAPE: "outer"}
 _EXECUTOR_EVENT = "ExecutorState::Process"
 _EAGER_PREFIX = "EagerLocalExecute: "
 _FUNCTION_STAT = "tf_function_call"
 
 
 def _segments(name):
-  return name.split("/")
+  """The scopes of an op's name, without TF's uniquifying suffixes _<k>."""
+  return [re.sub(r"_\d+$", "", segment) for segment in name.split("/")]
+
+
+def _marked(name, scopes, layers):
+  """Whether `name` is in one of `scopes` or of the Keras `layers`."""
+  return (any(s in scopes for s in _segments(name)) or
+          any(layer in name for layer in layers))
 
 
 def _first_scope(name):
@@ -139,17 +150,15 @@ def _first_scope(name):
   gradient_tape/, the outer tape's gradient of the loop under gradient_tape/
   ... / student_steps/ ... while_grad; the first decides.
   """
-  markers = {_STUDENT[:-1]: "student", _HYPER[:-1]: "hyper",
-             _VALIDATION[:-1]: "validation", _OUTER_TAPE[:-1]: "outer"}
   for segment in _segments(name):
-    if segment in markers:
-      return markers[segment]
+    if segment in _UNROLL_SCOPES:
+      return _UNROLL_SCOPES[segment]
   return None
 
 
 def phase_of(name, teacher_function=False):
   """The phase (`PHASES`) of an op named `name` (its node name)."""
-  if teacher_function or any(m in name for m in _TEACHER_MARKERS):
+  if teacher_function or _marked(name, _TEACHER_SCOPES, _TEACHER_LAYERS):
     return "teacher"
   if "while_grad" in _segments(name):
     return "hypergradient"
@@ -157,7 +166,7 @@ def phase_of(name, teacher_function=False):
   if first in ("hyper", "outer"):
     return "hypergradient"
   if first == "student":
-    return ("student_backward" if _OUTER_TAPE[:-1] in _segments(name)
+    return ("student_backward" if _OUTER_TAPE in _segments(name)
             else "student_forward")
   if first == "validation":
     return "validation_error"
@@ -170,9 +179,9 @@ def component_of(name, op_type):
     return "copies"
   if op_type in CONTROL_FLOW_TYPES:
     return "control_flow"
-  if any(m in name for m in _DLN_MARKERS):
+  if _marked(name, _DLN_SCOPES, _DLN_LAYERS):
     return "dln"
-  if _MOMENTS in name:
+  if batch_norm.MOMENTS_SCOPE in _segments(name):
     return "bn_statistics"
   if "batch_normalization" in name:
     return "bn_normalize"
@@ -357,7 +366,7 @@ class _Totals:
       if index is None:
         continue
       name = functions[index][0]
-      if any(m in op[1] for m in _TEACHER_MARKERS):
+      if _marked(op[1], _TEACHER_SCOPES, _TEACHER_LAYERS):
         teaching.add(name)
       if (_first_scope(op[1]) in ("student", "hyper", "validation") or
           "while_grad" in _segments(op[1])):
@@ -531,19 +540,20 @@ def crosscheck(built, make_batches, repeats, mode="unrolled",
     return ([v.value for v in student.trainable_variables],
             [v.value for v in student.non_trainable_variables])
 
+  # Each returns everything it computes: an unused result would be pruned.
   @hypergradient.function
   def steps(batches):
     theta, state = weights()
     return hypergradient.sgd_steps(apply, theta, state, loss, batches,
-                                   learning_rate)[2]
+                                   learning_rate)
 
   @hypergradient.function
   def unroll(batches, validation_batch):
     theta, state = weights()
-    return hypergradient.unroll(
+    return tuple(hypergradient.unroll(
         apply, theta, state, loss, task.validation_error, batches,
         validation_batch, learning_rate, dln.trainable_variables, mode,
-        validation_training=True).validation_error  # The rounds' default.
+        validation_training=True))  # The rounds' default.
 
   times = collections.defaultdict(list)
   for i in range(repeats + 1):
@@ -552,7 +562,7 @@ def crosscheck(built, make_batches, repeats, mode="unrolled",
     for name, fn, args in (("steps_s", steps, (block,)),
                            ("unroll_s", unroll, (block, validation))):
       start = time.perf_counter()
-      fn(*args).numpy()
+      tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
       if i:  # The first call traces.
         times[name].append(time.perf_counter() - start)
   medians = {k: statistics.median(v) for k, v in times.items()}
