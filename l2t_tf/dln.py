@@ -121,13 +121,19 @@ class PairwiseDLN(keras.layers.Layer):
     return tf.nn.leaky_relu(x, alpha=self.negative_slope)
 
   def call(self, y_true, y_pred):
-    rows, wrong = self.rows(y_true, y_pred)
-    out = self.mlp(rows)
-    if self.use_bias:
-      out = out * wrong
-    # Mean over all M*C rows of valid samples (the release's mean over B*C).
-    valid_rows = tf.reduce_max(wrong, axis=-1, keepdims=True) * tf.ones_like(wrong)
-    return tf.math.divide_no_nan(tf.reduce_sum(out), tf.reduce_sum(valid_rows))
+    # The name scopes only label the ops for profiles (profile_round.py).
+    with tf.name_scope("dln_rows"):
+      rows, wrong = self.rows(y_true, y_pred)
+    with tf.name_scope("dln_mlp"):
+      out = self.mlp(rows)
+    with tf.name_scope("dln_mean"):
+      if self.use_bias:
+        out = out * wrong
+      # Mean over all M*C rows of valid samples (the release's mean over B*C).
+      valid_rows = (tf.reduce_max(wrong, axis=-1, keepdims=True) *
+                    tf.ones_like(wrong))
+      return tf.math.divide_no_nan(tf.reduce_sum(out),
+                                   tf.reduce_sum(valid_rows))
 
   def get_config(self):
     config = super().get_config()

@@ -58,6 +58,14 @@ from tensorflow.python.eager import context as eager_context
 from l2t_tf import errors
 
 MODES = ("unrolled", "reverse")
+# Name scopes of the parts of an unroll (labels only, for profiles:
+# tools/profile_round.py sorts the ops of a trace by them). The gradients of
+# the outer tape, i.e. everything differentiated through the N steps, are
+# under HYPERGRADIENT; the N steps' own forward and backward (the inner
+# tapes) under STUDENT_STEPS; e_val(theta_N) under VALIDATION_ERROR.
+STUDENT_STEPS = "student_steps"
+HYPERGRADIENT = "hypergradient"
+VALIDATION_ERROR = "validation_error"
 
 
 def check_mode(mode, name="mode"):
@@ -266,9 +274,10 @@ def sgd_steps(apply_fn, trainable, non_trainable, loss_fn, batches,
             loss_sum + tf.cast(loss, loss_sum.dtype))
 
   loss_dtype = trainable[0].dtype
-  theta, state, loss_sum = _loop(
-      0, n, 1, body,
-      (list(trainable), list(non_trainable), tf.zeros([], loss_dtype)))
+  with tf.name_scope(STUDENT_STEPS):
+    theta, state, loss_sum = _loop(
+        0, n, 1, body,
+        (list(trainable), list(non_trainable), tf.zeros([], loss_dtype)))
   return theta, state, loss_sum / tf.cast(n, loss_dtype)
 
 
@@ -282,10 +291,12 @@ def _unrolled(apply_fn, trainable, non_trainable, train_loss, validation_loss,
     theta, state, train_loss_mean = sgd_steps(
         apply_fn, trainable, non_trainable, train_loss, batches,
         learning_rate)
-    error = _validation_error(apply_fn, theta, state, validation_loss,
-                              validation_batch, validation_training)
-  gradients = outer.gradient(error, wrt,
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    with tf.name_scope(VALIDATION_ERROR):
+      error = _validation_error(apply_fn, theta, state, validation_loss,
+                                validation_batch, validation_training)
+  with tf.name_scope(HYPERGRADIENT):
+    gradients = outer.gradient(
+        error, wrt, unconnected_gradients=tf.UnconnectedGradients.ZERO)
   return Unroll(gradients, error, theta, state, train_loss_mean)
 
 
@@ -309,16 +320,19 @@ def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
             loss_sum + tf.cast(loss, loss_sum.dtype))
 
   loss_dtype = trainable[0].dtype
-  theta, state, theta_ta, state_ta, loss_sum = _loop(
-      0, n, 1, forward,
-      (list(trainable), list(non_trainable), arrays(trainable),
-       arrays(non_trainable), tf.zeros([], loss_dtype)))
+  with tf.name_scope(STUDENT_STEPS):
+    theta, state, theta_ta, state_ta, loss_sum = _loop(
+        0, n, 1, forward,
+        (list(trainable), list(non_trainable), arrays(trainable),
+         arrays(non_trainable), tf.zeros([], loss_dtype)))
 
   with tf.GradientTape() as tape:
     tape.watch(theta)
-    error = _validation_error(apply_fn, theta, state, validation_loss,
-                              validation_batch, validation_training)
-  adjoint = tape.gradient(error, theta, unconnected_gradients=zero)
+    with tf.name_scope(VALIDATION_ERROR):
+      error = _validation_error(apply_fn, theta, state, validation_loss,
+                                validation_batch, validation_training)
+  with tf.name_scope(HYPERGRADIENT):
+    adjoint = tape.gradient(error, theta, unconnected_gradients=zero)
 
   # Backward: Eq. 5-6, one Hessian-vector product per step.
   def backward(t, adjoint, dphi):
@@ -335,9 +349,10 @@ def _reverse(apply_fn, trainable, non_trainable, train_loss, validation_loss,
             [d - tf.cast(learning_rate, d.dtype) * h
              for d, h in zip(dphi, h_phi)])
 
-  _, gradients = _loop(
-      n - 1, -1, -1, backward,
-      (adjoint, [tf.zeros(v.shape, v.dtype) for v in wrt]))
+  with tf.name_scope(HYPERGRADIENT):
+    _, gradients = _loop(
+        n - 1, -1, -1, backward,
+        (adjoint, [tf.zeros(v.shape, v.dtype) for v in wrt]))
   return Unroll(gradients, error, theta, state,
                 loss_sum / tf.cast(n, loss_dtype))
 

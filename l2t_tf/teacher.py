@@ -131,13 +131,14 @@ class LSTMTeacher(keras.layers.Layer):
              tf.zeros((num_coordinates, u), dtype)] for u in self.state_sizes]
 
   def call(self, gradient, state):
-    features = preprocess_gradient(tf.cast(gradient, self.compute_dtype),
-                                   self.preprocess_factor)
-    x, new_state = features, []
-    for cell, (h, c) in zip(self.cells, state):
-      x, (h, c) = cell(x, [h, c])
-      new_state.append([h, c])
-    out = x[:, 0]
-    if self.skip is not None:
-      out = out + tf.tensordot(features, tf.cast(self.skip, out.dtype), 1)
-    return self.output_scale * out, new_state
+    with tf.name_scope("teacher"):  # A label for profiles only.
+      features = preprocess_gradient(tf.cast(gradient, self.compute_dtype),
+                                     self.preprocess_factor)
+      x, new_state = features, []
+      for cell, (h, c) in zip(self.cells, state):
+        x, (h, c) = cell(x, [h, c])
+        new_state.append([h, c])
+      out = x[:, 0]
+      if self.skip is not None:
+        out = out + tf.tensordot(features, tf.cast(self.skip, out.dtype), 1)
+      return self.output_scale * out, new_state

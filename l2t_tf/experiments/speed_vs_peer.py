@@ -23,17 +23,20 @@ it) and round_vs_torch. Nothing is
 asserted: the numbers are measurements. Children inherit this process'
 niceness and environment (PYTHONPATH gets the repository root).
 
-The peer runs at its own defaults (issue 25): OMP_WAIT_POLICY is left
-unset unless `--peer_omp_wait_policy` sets it (PASSIVE is fair only on a
-loaded machine, and a figure measured so must say so). Every run records
-the 1, 5, 15-minute load averages when it started (`load_average`), and
-the line has `max_load_at_start`, the highest 1-minute one: a speed
-claim is made on a quiet machine, and a warning is printed when that
-figure exceeds `QUIET_LOAD`.
+The peer runs with `--peer_python` (default: this interpreter), so that
+torch may live in another environment than TensorFlow; the line's
+settings record it. The peer runs at its own defaults (issue 25):
+OMP_WAIT_POLICY is left unset unless `--peer_omp_wait_policy` sets it
+(PASSIVE is fair only on a loaded machine, and a figure measured so must
+say so). Every run records the 1, 5, 15-minute load averages when it
+started (`load_average`), and the line has `max_load_at_start`, the
+highest 1-minute one: a speed claim is made on a quiet machine, and a
+warning is printed when that figure exceeds `QUIET_LOAD`.
 """
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,6 +78,10 @@ flags.DEFINE_integer("threads", None, "The peer's --threads (default: its "
                      "own, os.cpu_count()).")
 flags.DEFINE_string("extra_ours", "", "More flags for ours, one shell string.")
 flags.DEFINE_string("extra_torch", "", "More flags for the peer.")
+flags.DEFINE_string("peer_python", sys.executable, "The Python interpreter "
+                    "that runs the PyTorch peer (one with torch installed, "
+                    "e.g. a separate virtual environment's bin/python); "
+                    "ours always runs with this process' own.")
 flags.DEFINE_enum("peer_omp_wait_policy", None, ["ACTIVE", "PASSIVE"],
                   "The peer's OMP_WAIT_POLICY (default: unset, torch's own).")
 flags.DEFINE_list("levers", [], f"Levers to time too: 'all' or some of "
@@ -84,7 +91,8 @@ FLAGS = flags.FLAGS
 
 def _command(framework, lever=None):
   """The argv of one benchmark run."""
-  argv = [sys.executable] + SCRIPTS[framework]
+  python = FLAGS.peer_python if framework == "torch" else sys.executable
+  argv = [python] + SCRIPTS[framework]
   argv += [f"--{name}={getattr(FLAGS, name)}" for name in SHARED]
   if framework == "ours":
     argv += [f"--mode={FLAGS.mode}"] + shlex.split(FLAGS.extra_ours)
@@ -143,8 +151,16 @@ def _lever_summary(runs, ours, torch):
               round_vs_torch=round(summary["round_s"] / torch["round_s"], 3))
 
 
+def _check_peer_python():
+  """Exits with a message unless --peer_python names a program."""
+  if shutil.which(FLAGS.peer_python) is None:
+    sys.exit(f"error: --peer_python {FLAGS.peer_python!r} is not an "
+             f"executable file or a program on PATH.")
+
+
 def main(argv):
   del argv
+  _check_peer_python()
   levers, runs = _levers(), []
   for _ in range(FLAGS.repeats):
     for framework, lever in [("ours", None), ("torch", None)] + [
@@ -161,7 +177,7 @@ def main(argv):
   print(strict_json.dumps({
       "settings": {name: getattr(FLAGS, name) for name in SHARED + (
           "mode", "repeats", "threads", "extra_ours", "extra_torch",
-          "peer_omp_wait_policy")},
+          "peer_omp_wait_policy", "peer_python")},
       "max_load_at_start": max_load,
       "ours": ours, "torch": torch,
       "levers": {lever: _lever_summary(

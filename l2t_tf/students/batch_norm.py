@@ -56,6 +56,11 @@ import keras
 import tensorflow as tf
 
 
+#: The name scope of the training-mode statistics (`_moments`), so that a
+#: profile (tools/profile_round.py) finds their ops, and their derivatives'.
+MOMENTS_SCOPE = "exact_moments"
+
+
 @gin.configurable
 def fused_batch_norm(enabled=False):
   """Gin knob: the default of `BatchNormalization(fused=None)`."""
@@ -173,11 +178,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
       return super()._moments(inputs, mask)
     axes = self._reduction_axes
     ctx = self._sync_context()
-    if ctx is not None:
-      return _global_moments(inputs, axes, ctx)
-    mean = tf.reduce_mean(inputs, axis=axes, keepdims=True)
-    variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes)
-    return tf.squeeze(mean, axes), variance
+    with tf.name_scope(MOMENTS_SCOPE):  # A label for profiles only.
+      if ctx is not None:
+        return _global_moments(inputs, axes, ctx)
+      mean = tf.reduce_mean(inputs, axis=axes, keepdims=True)
+      variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes)
+      return tf.squeeze(mean, axes), variance
 
   def call(self, inputs, training=None, mask=None):
     if not self._fusable(inputs, training, mask):

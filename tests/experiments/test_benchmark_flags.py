@@ -4,8 +4,11 @@ Each tool that uses it is run with --helpxml (no benchmark runs): its shared
 flags must be listed as the tool's own, with the names, defaults and help
 the tools had before the flags moved here, and the flags that
 `speed_vs_peer.py` and `table5_time.py` pass on must be the benchmark's.
+`speed_vs_peer.py --peer_python` runs the peer (in a child process, with a
+stand-in for the benchmarks).
 """
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -46,14 +49,18 @@ EXPECTED = {
 }
 
 
+def _env():
+  """The environment of a tool run from this checkout."""
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
+      p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+
+
 @functools.lru_cache(maxsize=None)
 def _flags_of(tool):
   """{name: (file, default, meaning)} from `python tools/<tool>.py --helpxml`."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
-      p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
   done = subprocess.run(
       [sys.executable, os.path.join(REPO, "tools", f"{tool}.py"),
-       "--helpxml"], env=env, capture_output=True, text=True, check=False)
+       "--helpxml"], env=_env(), capture_output=True, text=True, check=False)
   if not done.stdout.strip():  # absl exits with 1 after the help.
     raise RuntimeError(f"{tool} --helpxml failed: {done.stderr[-2000:]}")
   root = ElementTree.fromstring(done.stdout)
@@ -103,6 +110,35 @@ class BenchmarkFlagsTest(tf.test.TestCase, parameterized.TestCase):
     self.assertContainsSubset(ROUND, ours)  # speed_vs_peer passes ROUND_FLAGS.
     if torch is not None:
       self.assertContainsSubset(ROUND, _flags_of("benchmark_torch_peer"))
+
+  def test_peer_python(self):
+    """--peer_python runs the peer, not ours, and the line records it."""
+    self.assertEqual(_flags_of("speed_vs_peer")["peer_python"][1],
+                     sys.executable)
+    peer = os.path.join(self.get_temp_dir(), "python")
+    os.symlink(sys.executable, peer)
+    code = (
+        "import json\n"
+        "from absl import flags\n"
+        "from l2t_tf.experiments import speed_vs_peer as s\n"
+        f"flags.FLAGS(['x', '--peer_python={peer}', '--repeats=1'])\n"
+        "print(json.dumps([s._command(f)[0] for f in ('torch', 'ours')]))\n"
+        "s._run = lambda framework, lever=None: dict(\n"
+        "    round_s=1.0, plain_step_s=0.1, overhead=1.0, peak_rss_mb=1.0,\n"
+        "    framework=framework, lever=lever, load_average=[0.0] * 3)\n"
+        "s.main([])\n")
+    done = subprocess.run([sys.executable, "-c", code], env=_env(),
+                          capture_output=True, text=True, check=False)
+    self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    commands, line = [json.loads(l) for l in done.stdout.splitlines()[-2:]]
+    self.assertEqual(commands, [peer, sys.executable])
+    self.assertEqual(line["settings"]["peer_python"], peer)
+    missing = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "speed_vs_peer.py"),
+         "--peer_python=/nonexistent/bin/python"], env=_env(),
+        capture_output=True, text=True, check=False)
+    self.assertNotEqual(missing.returncode, 0)
+    self.assertIn("--peer_python '/nonexistent/bin/python'", missing.stderr)
 
 
 if __name__ == "__main__":
