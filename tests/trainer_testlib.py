@@ -87,9 +87,11 @@ class SpyBuild:
   instances = []
   initial_dln = None
 
+  real_build = build.build  # Not the patched attribute (no recursion).
+
   @classmethod
   def build(cls, *args, **kwargs):
-    run = build.build(*args, **kwargs)
+    run = cls.real_build(*args, **kwargs)
     cls.initial_dln = [v.numpy() for v in run.dln.trainable_variables]
     cls.instances.append(run)
     return run
