@@ -318,8 +318,12 @@ class TorchPeerTest(tf.test.TestCase):
   def test_teaching_round_matches_torch(self):
     """Stages I-III with the LSTM teacher: metrics, phi_1, theta_2N, teacher."""
     student = _keras_tiny(self.rng)
-    updater = dln_updaters.TeacherUpdater(hidden_units=(6, 6))  # The DLN: float64.
-    updater.build(self.dln.trainable_variables)
+    parts = rounds_lib.RoundParts(strategy=tf.distribute.get_strategy(),
+                                  task=TASK, student=student,
+                                  learning_rate=LR, dln=self.dln)
+    rounds = rounds_lib.L2TRound(parts, updater=dln_updaters.TeacherUpdater(
+        hidden_units=(6, 6)))  # Built by the round, as the DLN: float64.
+    updater = rounds.updater
     teacher_vars = updater.teacher.trainable_variables
     updater.optimizer = _RecordingOptimizer(updater.optimizer, teacher_vars)
     t_student, t_dln = _torch_twin(student), _torch_dln(self.dln)
@@ -330,8 +334,6 @@ class TorchPeerTest(tf.test.TestCase):
         w.path for cell in updater.teacher.cells for w in cell.weights])
     (train, t_train), (val, t_val) = (_data(self.rng, (2, N, BATCH)),
                                       _data(self.rng, (VAL,)))
-    rounds = rounds_lib.L2TRound(
-        tf.distribute.get_strategy(), TASK, student, self.dln, updater, LR)
     ours = rounds(train, val).metrics()
     peer_round = peer.PeerRound(t_student, t_dln, t_teacher, LR)
     for group in peer_round.optimizer.param_groups:

@@ -158,12 +158,11 @@ def _stage1(task, student, dln, mode, learning_rate):
   `stage3='release'`: stage I leaves the student as it was, so calls can be
   repeated and compared.
   """
-  updater = dln_updaters.TeacherUpdater()
-  updater.build(dln.trainable_variables)
-  rounds = rounds_lib.L2TRound(
-      tf.distribute.get_strategy(), task, student, dln, updater,
-      learning_rate, mode=mode, stage3="release")
-  return rounds._stage1  # pylint: disable=protected-access
+  parts = rounds_lib.RoundParts(
+      strategy=tf.distribute.get_strategy(), task=task, student=student,
+      learning_rate=learning_rate, dln=dln)
+  return rounds_lib.L2TRound(parts, updater=dln_updaters.TeacherUpdater,
+                             hypergradient_mode=mode, stage3="release").stage1
 
 
 class UnrolledStudentsTest(tf.test.TestCase, parameterized.TestCase):
