@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 import l2t_tf
+from l2t_tf import actions
+from l2t_tf import rounds
 from l2t_tf import run_lock
 from l2t_tf.data import epochs
 from l2t_tf.data import splits
@@ -195,14 +197,16 @@ class FixedValidationTest(tf.test.TestCase):
 class FixedLossTest(tf.test.TestCase):
   """`SupervisedTask.fixed_loss`: a Table 1 baseline through `teach`."""
 
-  def _fixed(self, name, loss=None):
+  def _fixed(self, name, loss=None, **kwargs):
+    """The older binding (`Trainer.method`) unless a `round` is passed."""
     x, y = _digits()
-    bindings = ["Trainer.method = 'fixed_loss'"] + (
-        [f"SupervisedTask.fixed_loss = {loss}"] if loss else [])
+    bindings = ([] if "round" in kwargs else
+                ["Trainer.method = 'fixed_loss'"]) + (
+                    [f"SupervisedTask.fixed_loss = {loss}"] if loss else [])
     return l2t_tf.teach(_mlp(), (x[:300], y[:300]),
                         test_data=(x[300:], y[300:]),
                         model_dir=os.path.join(self.get_temp_dir(), name),
-                        gin_bindings=bindings, **TINY)
+                        gin_bindings=bindings, **TINY, **kwargs)
 
   def test_ce_is_the_l2t_runs_twin_and_the_bound_losses_differ(self):
     x, y = _digits()
@@ -210,7 +214,14 @@ class FixedLossTest(tf.test.TestCase):
                           test_data=(x[300:], y[300:]),
                           model_dir=os.path.join(self.get_temp_dir(), "l2t"),
                           **dict(TINY, dln_warm_start=False))
-    ce = self._fixed("ce")
+    outputs = []  # An action of one's own, passed in (issue 24).
+    ce = self._fixed("ce", round=rounds.FixedLossRound,
+                     actions=[outputs.append])
+    self.assertEqual([type(o) for o in outputs],
+                     [actions.EpochOutput] + [actions.RoundOutput] * 4 +
+                     [actions.EpochOutput])
+    self.assertEqual(outputs[-1].entry["test_accuracy"],
+                     ce.results["test_accuracy"])
     self.assertIsNone(ce.dln)
     self.assertIsNone(ce.ce_student)
     self.assertEqual(ce.results["method"], "fixed_loss")
