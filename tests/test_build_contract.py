@@ -3,7 +3,7 @@
 A run's checkpoint keys are what an older run resumes from, and the order in
 which the parts are built fixes the draws of Keras' seeded initialisers, so
 the same seed must give the same initial weights and, after two rounds, the
-same state and results. `tests/data/build_contract.json` was recorded with
+same state and results. `tests/fixtures/build_contract.json` was recorded with
 the builder before issue 24 moved building out of the Trainer; any change of
 keys, initial values or trained values beyond float round-off fails here.
 
@@ -22,7 +22,8 @@ from l2t_tf.related_methods import ala
 from l2t_tf.related_methods import l2t_dlf
 import trainer_testlib as lib
 
-PATH = os.path.join(os.path.dirname(__file__), "data", "build_contract.json")
+PATH = os.path.join(os.path.dirname(__file__), "fixtures",
+                    "build_contract.json")
 WRITE = os.environ.get("L2T_WRITE_BUILD_CONTRACT") == "1"
 #: Results that are times, paths or counts of traces (machine-dependent).
 UNSTABLE = ("time", "model_dir", "history", "traces")

@@ -6,6 +6,7 @@ ablation_cifar10_resnet8_{ratioP,unrollN,adam,sgd,rmsprop,lstm}.gin for
 Tables 4-6. A file that varies another `include`s it and binds only what
 differs; what differs is asserted here (a CE twin only in its method).
 """
+import inspect
 import os
 import re
 import subprocess
@@ -14,8 +15,10 @@ import sys
 import gin
 import tensorflow as tf
 
+from l2t_tf import build
 from l2t_tf import config
 from l2t_tf import dln_updaters
+from l2t_tf import experiment
 
 GIN_FILES = config.packaged_gin_files()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -259,3 +262,55 @@ class GinConfigsTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+PRE24 = os.path.join(REPO, "tests", "fixtures", "gin_pre24")
+
+
+def _effective_round():
+  """(round class name, {option: value text}) the parsed config gives.
+
+  The round bound (`build.round`) or the one the older `Trainer` bindings
+  choose, with each option's value: set on `Trainer` (the older way), else
+  bound on the round, else the round's default.
+  """
+  settings = build.Settings()
+  passed = {k for k in experiment.ROUND_OPTIONS
+            if _query(f"Trainer.{k}", _UNSET) is not _UNSET}
+  bound = _query("build.round")
+  round_class, options = experiment.resolve_round(
+      bound and bound.configurable.wrapped, settings.method,
+      **{k: v for k, v in settings.round_options(passed).items()})
+  options.pop("configurable", None)
+  parameters = inspect.signature(round_class).parameters
+  name = round_class.__name__
+  effective = {}
+  for option, parameter in parameters.items():
+    if option in ("parts", "configurable"):
+      continue
+    value = options.get(option, _query(f"{name}.{option}", parameter.default))
+    effective[option] = (_configurable_name(value)
+                         if hasattr(value, "selector") else
+                         getattr(value, "__name__", value))
+  return name, effective
+
+
+_UNSET = object()
+
+
+class OlderBindingsTest(tf.test.TestCase):
+  """Issue 24: a gin file written before the round was bound in gin runs
+  the same round with the same options as its packaged successor."""
+
+  def test_every_migrated_file_resolves_as_before(self):
+    names = sorted(os.listdir(PRE24))
+    self.assertLen(names, 27)
+    for name in names:
+      with self.subTest(name):
+        gin.clear_config()
+        config.parse([os.path.join(PRE24, name)])
+        before = _effective_round()
+        gin.clear_config()
+        config.parse([name])
+        self.assertEqual(_effective_round(), before)
+    gin.clear_config()
