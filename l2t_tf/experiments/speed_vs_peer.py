@@ -29,9 +29,12 @@ settings record it. The peer runs at its own defaults (issue 25):
 OMP_WAIT_POLICY is left unset unless `--peer_omp_wait_policy` sets it
 (PASSIVE is fair only on a loaded machine, and a figure measured so must
 say so). Every run records the 1, 5, 15-minute load averages when it
-started (`load_average`), and the line has `max_load_at_start`, the
-highest 1-minute one: a speed claim is made on a quiet machine, and a
-warning is printed when that figure exceeds `QUIET_LOAD`.
+started (`load_average`) and how many other tasks were running then
+(`others_running`: the median over a second of /proc/loadavg's runnable
+count, less this process). A speed claim is made on a quiet machine: a
+warning is printed when another task ran at the start of a run. The load
+average alone cannot say so: each run's own threads keep it near their
+number for minutes after the run (`max_load_at_start` is kept as a figure).
 """
 import json
 import os
@@ -40,6 +43,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -56,7 +60,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # __init__ would load TensorFlow next to torch).
 SCRIPTS = {"ours": ["-m", "l2t_tf.experiments.benchmark_hypergrad"],
            "torch": [os.path.join(HERE, "benchmark_torch_peer.py")]}
-QUIET_LOAD = 0.5  # 1-minute load average above which a run was not alone.
+LOADAVG = "/proc/loadavg"
 SHARED = tuple(benchmark_flags.ROUND_FLAGS)  # Passed on to both benchmarks.
 KEYS = ("round_s", "plain_step_s", "overhead", "peak_rss_mb")
 #: lever -> (extra flags of benchmark_hypergrad.py, extra environment).
@@ -105,6 +109,26 @@ def _command(framework, lever=None):
   return argv
 
 
+def runnable(loadavg_text):
+  """The runnable count of a /proc/loadavg line ('0.6 1.2 2.3 3/512 99')."""
+  return int(loadavg_text.split()[3].split("/")[0])
+
+
+def others_running(samples=11, interval_s=0.1):
+  """Median count of other runnable tasks over about a second; None off Linux.
+
+  /proc/loadavg counts this process, which is running while it reads.
+  """
+  if not os.path.exists(LOADAVG):
+    return None
+  counts = []
+  for _ in range(samples):
+    with open(LOADAVG) as f:
+      counts.append(runnable(f.read()) - 1)
+    time.sleep(interval_s)
+  return int(statistics.median(counts))
+
+
 def _run(framework, lever=None):
   """Runs one benchmark; returns its JSON line as a dict (exits on failure)."""
   env = dict(os.environ, **(LEVERS[lever][1] if lever else {}))
@@ -113,6 +137,7 @@ def _run(framework, lever=None):
     if FLAGS.peer_omp_wait_policy:
       env["OMP_WAIT_POLICY"] = FLAGS.peer_omp_wait_policy
   load = [round(v, 2) for v in os.getloadavg()]
+  others = others_running()
   env["PYTHONPATH"] = os.pathsep.join(
       p for p in (REPO, env.get("PYTHONPATH")) if p)
   argv = _command(framework, lever)
@@ -125,7 +150,7 @@ def _run(framework, lever=None):
     sys.stderr.write(done.stderr[-3000:])
     sys.exit(f"error: {framework} benchmark failed (exit {done.returncode}).")
   return dict(json.loads(lines[-1]), framework=framework, lever=lever,
-              load_average=load)
+              load_average=load, others_running=others)
 
 
 def _summary(runs):
@@ -169,16 +194,19 @@ def main(argv):
   plain = lambda f: [r for r in runs if r["framework"] == f and not r["lever"]]
   ours, torch = _summary(plain("ours")), _summary(plain("torch"))
   max_load = max(r["load_average"][0] for r in runs)
-  if max_load > QUIET_LOAD:
-    print(f"warning: the 1-minute load average reached {max_load} at the "
-          f"start of a run (quiet: <= {QUIET_LOAD}); the machine was not "
-          f"quiet, so the ratios are not a fair speed claim.",
-          file=sys.stderr)
+  others = [r["others_running"] for r in runs
+            if r.get("others_running") is not None]
+  max_others = max(others) if others else None
+  if max_others:
+    print(f"warning: {max_others} other task(s) ran at the start of a run; "
+          f"the machine was not quiet, so the ratios are not a fair speed "
+          f"claim.", file=sys.stderr)
   print(strict_json.dumps({
       "settings": {name: getattr(FLAGS, name) for name in SHARED + (
           "mode", "repeats", "threads", "extra_ours", "extra_torch",
           "peer_omp_wait_policy", "peer_python")},
       "max_load_at_start": max_load,
+      "max_others_running_at_start": max_others,
       "ours": ours, "torch": torch,
       "levers": {lever: _lever_summary(
           [r for r in runs if r["lever"] == lever], ours, torch)

@@ -125,7 +125,8 @@ class BenchmarkFlagsTest(tf.test.TestCase, parameterized.TestCase):
         "print(json.dumps([s._command(f)[0] for f in ('torch', 'ours')]))\n"
         "s._run = lambda framework, lever=None: dict(\n"
         "    round_s=1.0, plain_step_s=0.1, overhead=1.0, peak_rss_mb=1.0,\n"
-        "    framework=framework, lever=lever, load_average=[0.0] * 3)\n"
+        "    framework=framework, lever=lever, load_average=[0.0] * 3,\n"
+        "    others_running=2 if framework == 'torch' else 0)\n"
         "s.main([])\n")
     done = subprocess.run([sys.executable, "-c", code], env=_env(),
                           capture_output=True, text=True, check=False)
@@ -133,6 +134,8 @@ class BenchmarkFlagsTest(tf.test.TestCase, parameterized.TestCase):
     commands, line = [json.loads(l) for l in done.stdout.splitlines()[-2:]]
     self.assertEqual(commands, [peer, sys.executable])
     self.assertEqual(line["settings"]["peer_python"], peer)
+    self.assertEqual(line["max_others_running_at_start"], 2)
+    self.assertIn("2 other task(s) ran", done.stderr)
     missing = subprocess.run(
         [sys.executable, os.path.join(REPO, "tools", "speed_vs_peer.py"),
          "--peer_python=/nonexistent/bin/python"], env=_env(),
