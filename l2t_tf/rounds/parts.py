@@ -12,6 +12,9 @@
 * `warm_start`: the DLN fitted to a proper loss before teaching (ours).
 * `updater_step`: an updater's step on phi from the hypergradient, with the
   step's diagnostics.
+* `StageOne`: stage I+II and that step (Eq. 2-3), shared by the rounds
+  with a hypergradient.
+* `progress_observation`: the updater's view of the run's progress.
 """
 import inspect
 
